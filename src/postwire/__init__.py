@@ -1,0 +1,78 @@
+"""postwire: sending e-mail over SMTP.
+
+The public API is what this module exports; submodules ``postwire.smtp``,
+``postwire.head``, ``postwire.sendmail`` and ``postwire.capture`` are the
+Racket-compatible layers and the development server.
+"""
+
+from ._core.envelope import Envelope, SendResult
+from ._core.extensions import Extensions
+from ._core.reply import EnhancedStatus, Reply
+from ._core.sasl import NoCommonMechanism, SASLError
+from ._core.timeouts import Timeouts
+from .client import CancelHandle, Client, TLSMode
+from .errors import (
+    AuthenticationError,
+    CancelledSend,
+    CertificateError,
+    ConnectError,
+    ConnectTimeout,
+    DataError,
+    ExtensionNotSupported,
+    GreetingError,
+    HeloError,
+    MessageTooLarge,
+    PossiblyDelivered,
+    ProtocolError,
+    RecipientsRefused,
+    ReplyError,
+    SenderRefused,
+    SendmailError,
+    ServerDisconnected,
+    SMTPError,
+    StartTLSError,
+    Timeout,
+    TLSError,
+    TLSRequired,
+)
+from .parameters import Parameter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "CancelHandle",
+    "CancelledSend",
+    "CertificateError",
+    "Client",
+    "ConnectError",
+    "ConnectTimeout",
+    "DataError",
+    "EnhancedStatus",
+    "Envelope",
+    "ExtensionNotSupported",
+    "Extensions",
+    "GreetingError",
+    "HeloError",
+    "MessageTooLarge",
+    "NoCommonMechanism",
+    "Parameter",
+    "PossiblyDelivered",
+    "ProtocolError",
+    "RecipientsRefused",
+    "Reply",
+    "ReplyError",
+    "SASLError",
+    "SMTPError",
+    "SendResult",
+    "SenderRefused",
+    "SendmailError",
+    "ServerDisconnected",
+    "StartTLSError",
+    "TLSError",
+    "TLSMode",
+    "TLSRequired",
+    "Timeout",
+    "Timeouts",
+    "__version__",
+]

@@ -1,0 +1,218 @@
+"""The sans-IO SMTP client connection.
+
+``SMTPConnection`` turns commands into bytes (``send``) and bytes into replies
+(``receive_data`` then ``next_event``).  It never touches a socket.  Every
+command written is put on an explicit queue of pending commands, and every
+reply is paired with the oldest of them: a reply with nothing pending is a
+protocol error, never a silent shift of every later pairing (the bug class of
+aiosmtplib's 320180e).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+from ..errors import ProtocolError
+from . import commands as c
+from .encoding import DotStuffer
+from .extensions import Extensions
+from .reply import (
+    DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_MAX_REPLY_SIZE,
+    Reply,
+    ReplyParser,
+    ReplySyntaxError,
+)
+from .state import ON_REPLY, SEND, State
+
+__all__ = ["NEED_DATA", "ConnectionClosed", "Event", "LocalProtocolError", "SMTPConnection"]
+
+
+class _Need(enum.Enum):
+    NEED_DATA = "need data"
+
+
+#: ``next_event`` returns this when it needs more bytes from the server.
+NEED_DATA = _Need.NEED_DATA
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The server closed the connection; ``pending`` commands never got a reply."""
+
+    pending: tuple[c.Command, ...]
+
+
+Event = Reply | ConnectionClosed | _Need
+
+
+class LocalProtocolError(RuntimeError):
+    """postwire itself tried something the protocol state does not allow (a bug)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: c.Command
+    tx: int
+
+
+class SMTPConnection:
+    """One SMTP client session, without I/O.
+
+    Args:
+        max_line_length: longest reply line accepted.
+        max_reply_size: largest reply (all lines) accepted.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_reply_size: int = DEFAULT_MAX_REPLY_SIZE,
+    ) -> None:
+        self._parser = ReplyParser(max_line_length=max_line_length, max_reply_size=max_reply_size)
+        self._pending: deque[_Pending] = deque([_Pending(c.Greeting(), 0)])
+        self._tx = 0
+        self._eof = False
+        self._stuffer: DotStuffer | None = None
+        self.state = State.CONNECTING
+        self.extensions = Extensions()
+        self.tls_active = False
+        self.authenticated = False
+
+    # -- sending ---------------------------------------------------------------
+
+    @property
+    def pending(self) -> tuple[c.Command, ...]:
+        """Commands written whose replies have not arrived, oldest first."""
+        return tuple(p.command for p in self._pending)
+
+    def send(self, command: c.Command) -> bytes:
+        """Record ``command`` as sent and return its bytes for the wire."""
+        row = SEND[self.state]
+        kind = type(command)
+        if kind not in row:
+            raise LocalProtocolError(f"cannot send {command.verb} in state {self.state.value}")
+        new = row[kind]
+        if kind is c.Mail:
+            self._tx += 1
+        if kind is c.Bdat and isinstance(command, c.Bdat) and command.last:
+            new = State.READY
+        if new is not None:
+            self.state = new
+        self._pending.append(_Pending(command, self._tx))
+        return command.to_bytes()
+
+    def send_data(self, chunk: bytes) -> bytes:
+        """Encode a piece of message content (after 354) for the wire."""
+        if self.state is not State.DATA:
+            raise LocalProtocolError(f"cannot send message data in state {self.state.value}")
+        if self._stuffer is None:
+            self._stuffer = DotStuffer()
+        return self._stuffer.feed(chunk)
+
+    def end_data(self) -> bytes:
+        """The bytes that end the content, including the final ``.`` line."""
+        if self.state is not State.DATA:
+            raise LocalProtocolError(f"cannot end message data in state {self.state.value}")
+        tail = self._stuffer.finish() if self._stuffer is not None else b".\r\n"
+        self._stuffer = None
+        self.send(c.DataEnd())
+        return tail
+
+    def send_chunk(self, chunk: bytes, *, last: bool) -> bytes:
+        """``BDAT n [LAST]`` followed by the chunk (RFC 3030 §2), as one piece of bytes."""
+        return self.send(c.Bdat(len(chunk), last)) + chunk
+
+    # -- receiving -------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the server; ``b""`` means the server closed."""
+        if not data:
+            self._eof = True
+            return
+        self._parser.feed(data)
+
+    def next_event(self) -> Event:
+        """The next reply (paired with its command), ``NEED_DATA`` or ``ConnectionClosed``."""
+        if self.state is State.ERROR:
+            raise LocalProtocolError("the connection had a protocol error")
+        try:
+            reply = self._parser.next_reply()
+        except ReplySyntaxError as exc:
+            self.state = State.ERROR
+            step = self._step()
+            raise ProtocolError(
+                f"bad reply from server to {step or 'nothing'}: {exc}", step=step
+            ) from None
+        if reply is None:
+            if self._eof:
+                pending = self.pending
+                self._pending.clear()
+                self.state = State.CLOSED
+                return ConnectionClosed(pending)
+            return NEED_DATA
+        if not self._pending:
+            self.state = State.ERROR
+            raise ProtocolError(
+                f"unsolicited reply from server (no command was waiting): {reply}",
+                reply=reply,
+            )
+        entry = self._pending.popleft()
+        reply = reply.with_command(entry.command.verb)
+        self._on_reply(entry, reply)
+        return reply
+
+    def _step(self) -> str:
+        return self._pending[0].command.verb if self._pending else ""
+
+    def _on_reply(self, entry: _Pending, reply: Reply) -> None:
+        if reply.code == 421:
+            # RFC 5321 §3.8: 421 means the server is closing the channel.
+            self.state = State.CLOSED
+            return
+        kind = type(entry.command)
+        if entry.tx == self._tx:
+            new = ON_REPLY.get((self.state, kind, reply.code // 100))
+            if new is not None:
+                self.state = new
+        if kind is c.Ehlo and reply.is_positive:
+            self.extensions = Extensions.from_reply(reply)
+        elif kind is c.Helo and reply.is_positive:
+            self.extensions = Extensions()
+        elif kind in (c.Auth, c.AuthResponse) and reply.is_positive:
+            self.authenticated = True
+
+    # -- TLS -------------------------------------------------------------------
+
+    def start_tls(self) -> None:
+        """Record that the TLS handshake is done, after STARTTLS got its 220.
+
+        RFC 3207 §4.2: the client must discard all knowledge from before TLS,
+        and bytes the server sent after its 220 but before the handshake
+        were injected by someone in the middle (CVE-2011-0411 class).
+        """
+        if self.state is not State.TLS_HANDSHAKE:
+            raise LocalProtocolError(f"cannot start TLS in state {self.state.value}")
+        if self._parser.buffered:
+            self.state = State.ERROR
+            raise ProtocolError(
+                "the server sent data after its STARTTLS reply, before the TLS handshake "
+                "(possible STARTTLS response injection); refusing to continue",
+                step="STARTTLS",
+            )
+        self.state = State.GREETED
+        self.extensions = Extensions()
+        self.tls_active = True
+        self.authenticated = False
+
+    def implicit_tls(self) -> None:
+        """Record that the connection was TLS from the first byte (port 465)."""
+        self.tls_active = True
+
+    def reset_after_error(self) -> None:
+        """Give up on the connection after an I/O error or timeout."""
+        self.state = State.ERROR
+        self._pending.clear()

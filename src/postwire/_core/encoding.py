@@ -1,0 +1,99 @@
+"""Message data encoding: line endings and dot-stuffing, incrementally.
+
+RFC 5321 §2.3.8 allows only CRLF as a line ending in the data, and §4.5.2
+wants a "." added in front of every line that starts with one.  A bare CR or
+LF is never passed through: it is turned into CRLF.  Servers disagree on what
+a bare LF means, and that disagreement is what SMTP smuggling exploits
+(``<LF>.<CR><LF>``), so the client settles it before the bytes leave.
+
+:class:`DotStuffer` works chunk by chunk with constant state, so a message of
+any size can be streamed through it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DotStuffer", "normalize_line_endings"]
+
+
+class DotStuffer:
+    """Turns message content into DATA bytes, one chunk at a time.
+
+    ``feed`` returns the encoded bytes for a chunk; ``finish`` returns what
+    is still owed (a pending CR, a final CRLF if the content did not end with
+    one) followed by the terminating ``.CRLF``.
+    """
+
+    __slots__ = ("_at_line_start", "_cr_pending", "bytes_in")
+
+    def __init__(self) -> None:
+        self._at_line_start = True
+        self._cr_pending = False
+        #: Content bytes fed so far (before encoding).
+        self.bytes_in = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return b""
+        self.bytes_in += len(chunk)
+        data = bytes(chunk)
+        if self._cr_pending:
+            data = b"\r" + data
+            self._cr_pending = False
+        if data.endswith(b"\r"):
+            # The CR may be the first half of a CRLF split across chunks.
+            data = data[:-1]
+            self._cr_pending = True
+            if not data:
+                return b""
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        data = data.replace(b"\n", b"\r\n")
+        if b"\n." in data:
+            data = data.replace(b"\n.", b"\n..")
+        if self._at_line_start and data[:1] == b".":
+            data = b"." + data
+        self._at_line_start = data.endswith(b"\n")
+        return data
+
+    def finish(self) -> bytes:
+        """The end of the content and the final ``.`` line."""
+        if self._cr_pending:
+            self._cr_pending = False
+            self._at_line_start = True
+            return b"\r\n.\r\n"
+        if self._at_line_start:
+            return b".\r\n"
+        self._at_line_start = True
+        return b"\r\n.\r\n"
+
+
+def normalize_line_endings(data: bytes) -> bytes:
+    """Every bare CR and bare LF in ``data`` turned into CRLF (used for BDAT)."""
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data.replace(b"\n", b"\r\n")
+
+
+class LineNormalizer:
+    """Incremental :func:`normalize_line_endings` for streamed BDAT content."""
+
+    __slots__ = ("_cr_pending",)
+
+    def __init__(self) -> None:
+        self._cr_pending = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = bytes(chunk)
+        if self._cr_pending:
+            data = b"\r" + data
+            self._cr_pending = False
+        if data.endswith(b"\r"):
+            data = data[:-1]
+            self._cr_pending = True
+        return normalize_line_endings(data)
+
+    def finish(self) -> bytes:
+        if self._cr_pending:
+            self._cr_pending = False
+            return b"\r\n"
+        return b""

@@ -1,0 +1,63 @@
+"""The envelope of one message and the result of sending it (RFC 5321 §2.3.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .commands import Params, check_argument
+from .reply import Reply
+
+__all__ = ["Envelope", "SendResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Who a message is from and to, and what the content needs.
+
+    ``size`` is the content length when known (for SIZE, RFC 1870);
+    ``eight_bit`` says the content has octets above 127 (BODY=8BITMIME,
+    RFC 6152), ``None`` that it is not known (a stream: BODY=8BITMIME is
+    declared when offered); ``smtputf8`` says addresses or headers are UTF-8
+    (RFC 6531).
+    """
+
+    sender: str
+    recipients: tuple[str, ...]
+    size: int | None = None
+    eight_bit: bool | None = False
+    smtputf8: bool = False
+    mail_params: Params = ()
+    rcpt_params: Params = ()
+
+    def __post_init__(self) -> None:
+        check_argument("sender address", self.sender)
+        if isinstance(self.recipients, str):
+            raise TypeError("recipients must be a sequence of addresses, not one str")
+        if not self.recipients:
+            raise ValueError("no recipients: a message needs at least one")
+        for rcpt in self.recipients:
+            check_argument("recipient address", rcpt)
+        if not self.smtputf8 and not (
+            self.sender.isascii() and all(r.isascii() for r in self.recipients)
+        ):
+            object.__setattr__(self, "smtputf8", True)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What the server did with one message.
+
+    ``accepted`` lists the recipients the server took; ``refused`` maps each
+    refused recipient to its reply; ``reply`` is the server's answer to the
+    end of the data (its text often carries a queue id).
+    """
+
+    accepted: list[str]
+    refused: Mapping[str, Reply] = field(default_factory=dict)
+    reply: Reply = field(default_factory=lambda: Reply(250))
+
+    @property
+    def ok(self) -> bool:
+        """True when the message was accepted for every recipient."""
+        return not self.refused and bool(self.accepted)

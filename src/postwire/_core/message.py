@@ -1,0 +1,146 @@
+"""From what the caller passes to ``send`` to an envelope and content.
+
+An :class:`email.message.EmailMessage` gives its own envelope, as
+``smtplib.SMTP.send_message`` does (RFC 5322 §3.6.6 Resent-* blocks first,
+then Sender/From; To, Cc and Bcc), and is serialized with CRLF line endings
+and without its Bcc fields.  Bytes, binary files and iterables of bytes are
+sent as they are, and then the caller names the sender and recipients.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.generator
+import email.message
+import email.policy
+import email.utils
+import io
+import os
+from collections.abc import AsyncIterable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .commands import Params
+from .envelope import Envelope
+
+__all__ = ["Content", "PreparedMessage", "prepare_message"]
+
+#: What ``send`` accepts as message content.
+Content = (
+    email.message.Message
+    | bytes
+    | bytearray
+    | memoryview
+    | BinaryIO
+    | Iterable[bytes]
+    | AsyncIterable[bytes]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedMessage:
+    """An envelope and the content to stream (bytes, a file, or an iterable)."""
+
+    envelope: Envelope
+    content: object
+
+
+def _resent_block(msg: email.message.Message) -> bool:
+    # RFC 5322 §3.6.6: a message with exactly one Resent block is being
+    # re-sent; its Resent-* fields give the envelope.  Several blocks make
+    # the newest one ambiguous, and smtplib refuses that too.
+    dates = msg.get_all("Resent-Date") or []
+    if len(dates) > 1:
+        raise ValueError("message has more than one Resent-Date block; pass sender/recipients")
+    return bool(dates)
+
+
+def envelope_from_message(msg: email.message.Message) -> tuple[str, list[str]]:
+    """The (sender, recipients) a message's headers name."""
+    prefix = "Resent-" if _resent_block(msg) else ""
+    sender_field = msg.get(prefix + "Sender") or msg.get(prefix + "From")
+    if sender_field is None:
+        raise ValueError("message has no From (or Sender) header; pass sender=")
+    senders = [addr for _, addr in email.utils.getaddresses([str(sender_field)]) if addr]
+    if not senders:
+        raise ValueError(f"cannot find an address in the From header: {sender_field!r}")
+    fields: list[str] = []
+    for name in ("To", "Cc", "Bcc"):
+        fields.extend(str(v) for v in msg.get_all(prefix + name) or [])
+    recipients = [addr for _, addr in email.utils.getaddresses(fields) if addr]
+    return senders[0], recipients
+
+
+def serialize(msg: email.message.Message, *, utf8: bool) -> bytes:
+    """The message as CRLF bytes, without Bcc and Resent-Bcc fields."""
+    msg = copy.copy(msg)  # shallow: deleting fields rebinds the header list
+    del msg["Bcc"]
+    del msg["Resent-Bcc"]
+    base = msg.policy if isinstance(msg.policy, email.policy.EmailPolicy) else email.policy.SMTP
+    policy = base.clone(linesep="\r\n", utf8=utf8) if utf8 else base.clone(linesep="\r\n")
+    buf = io.BytesIO()
+    gen = email.generator.BytesGenerator(buf, mangle_from_=False, policy=policy)
+    gen.flatten(msg, unixfrom=False, linesep="\r\n")
+    return buf.getvalue()
+
+
+def prepare_message(
+    message: object,
+    *,
+    sender: str | None = None,
+    recipients: Sequence[str] | None = None,
+    mail_params: Params = (),
+    rcpt_params: Params = (),
+) -> PreparedMessage:
+    """Validate ``message`` and find its envelope. Raises before any I/O."""
+    if isinstance(recipients, str):
+        raise TypeError("recipients must be a list of addresses, not a str")
+    if isinstance(message, email.message.Message):
+        found_sender, found_rcpts = envelope_from_message(message)
+        sender = found_sender if sender is None else sender
+        rcpts = list(found_rcpts if recipients is None else recipients)
+        intl = not sender.isascii() or not all(r.isascii() for r in rcpts)
+        data = serialize(message, utf8=intl)
+        env = Envelope(
+            sender, tuple(rcpts), len(data), not data.isascii(), intl, mail_params, rcpt_params
+        )
+        return PreparedMessage(env, data)
+    if sender is None or recipients is None:
+        raise ValueError(
+            "sender= and recipients= are required when the message is not an EmailMessage"
+        )
+    if isinstance(message, str):
+        raise TypeError(
+            "message must be bytes, a binary file, an iterable of bytes "
+            "or an EmailMessage, not str: encode it first"
+        )
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        data = bytes(message)
+        env = Envelope(
+            sender,
+            tuple(recipients),
+            len(data),
+            not data.isascii(),
+            False,
+            mail_params,
+            rcpt_params,
+        )
+        return PreparedMessage(env, data)
+    if hasattr(message, "read"):
+        size = _file_size(message)
+        env = Envelope(sender, tuple(recipients), size, None, False, mail_params, rcpt_params)
+        return PreparedMessage(env, message)
+    if isinstance(message, (Iterable, AsyncIterable)):
+        env = Envelope(sender, tuple(recipients), None, None, False, mail_params, rcpt_params)
+        return PreparedMessage(env, message)
+    raise TypeError(f"cannot send a {type(message).__name__} as a message")
+
+
+def _file_size(f: object) -> int | None:
+    try:
+        fileno = f.fileno()  # type: ignore[attr-defined]
+        st = os.fstat(fileno)
+        pos = f.tell()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return max(0, st.st_size - pos) if st.st_size else None

@@ -1,0 +1,204 @@
+"""SMTP replies and an incremental reply parser (RFC 5321 §4.2, RFC 3463).
+
+The parser works on a ``bytearray`` buffer that it consumes from the front, so
+feeding a reply whole, one byte at a time or followed by trailing data gives
+the same result.  It never raises on 8-bit text: lines are decoded as UTF-8
+with replacement characters, because a server's reply text is for people.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DEFAULT_MAX_LINE_LENGTH",
+    "DEFAULT_MAX_REPLY_SIZE",
+    "EnhancedStatus",
+    "Reply",
+    "ReplyParser",
+    "ReplySyntaxError",
+]
+
+# RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets, but real servers send
+# longer EHLO lines (long AUTH lists, banners).  We allow 8 KiB a line and
+# 256 KiB a reply: generous for any honest server, bounded for a hostile one.
+DEFAULT_MAX_LINE_LENGTH = 8192
+DEFAULT_MAX_REPLY_SIZE = 256 * 1024
+
+# RFC 3463 §2: class "." subject "." detail, class in {2,4,5}, subject and
+# detail 1-3 digits.  RFC 2034 §4 puts it first on every line of the reply.
+_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
+
+
+class ReplySyntaxError(ValueError):
+    """Bytes from the server that are not an SMTP reply (internal to the core)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnhancedStatus:
+    """An RFC 3463 enhanced status code such as ``5.1.1``."""
+
+    klass: int
+    subject: int
+    detail: int
+
+    def __str__(self) -> str:
+        return f"{self.klass}.{self.subject}.{self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One complete server reply.
+
+    ``lines`` holds the text of every line after the code and separator,
+    exactly as sent (an enhanced status code, if any, stays in the text);
+    ``message`` is the same text with the enhanced codes taken off.
+    ``command`` names the command this reply answers (``"MAIL"``,
+    ``"greeting"``, ``"end of data"``...) once the connection has paired it.
+    """
+
+    code: int
+    lines: tuple[str, ...] = ("",)
+    enhanced_status: EnhancedStatus | None = None
+    command: str = field(default="", compare=False)
+
+    @property
+    def text(self) -> str:
+        """All lines joined with newlines, as the server wrote them."""
+        return "\n".join(self.lines)
+
+    @property
+    def message(self) -> str:
+        """The text without the enhanced status code on each line."""
+        if self.enhanced_status is None:
+            return self.text
+        prefix = str(self.enhanced_status)
+        out = []
+        for line in self.lines:
+            if line.startswith(prefix):
+                line = line[len(prefix) :].lstrip()
+            out.append(line)
+        return "\n".join(out)
+
+    @property
+    def is_positive(self) -> bool:
+        """2xx: the command succeeded."""
+        return 200 <= self.code < 300
+
+    @property
+    def is_intermediate(self) -> bool:
+        """3xx: the server waits for more (354 after DATA, 334 in AUTH)."""
+        return 300 <= self.code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        """4xx: try again later."""
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        """5xx: do not retry as is."""
+        return 500 <= self.code < 600
+
+    def with_command(self, command: str) -> Reply:
+        """A copy of this reply paired with ``command``."""
+        return Reply(self.code, self.lines, self.enhanced_status, command)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".rstrip()
+
+
+def parse_enhanced_status(code: int, text: str) -> EnhancedStatus | None:
+    """The RFC 3463 code at the start of ``text``, if its class matches ``code``."""
+    m = _ENHANCED.match(text)
+    if m is None or int(m.group(1)) != code // 100:
+        return None
+    return EnhancedStatus(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+
+class ReplyParser:
+    """Collects bytes and cuts them into :class:`Reply` objects.
+
+    ``feed`` appends bytes; ``next_reply`` returns the next complete reply or
+    ``None`` when more bytes are needed.  Errors raise
+    :class:`ReplySyntaxError` and leave the parser unusable: after a framing
+    error nothing that follows can be trusted to pair with a command.
+    """
+
+    __slots__ = ("_buf", "_code", "_lines", "_size", "max_line_length", "max_reply_size")
+
+    def __init__(
+        self,
+        *,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_reply_size: int = DEFAULT_MAX_REPLY_SIZE,
+    ) -> None:
+        self._buf = bytearray()
+        self._lines: list[str] = []
+        self._code = 0
+        self._size = 0
+        self.max_line_length = max_line_length
+        self.max_reply_size = max_reply_size
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes have not yet been parsed into a reply."""
+        return len(self._buf) + self._size
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def next_reply(self) -> Reply | None:
+        buf = self._buf
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                if len(buf) > self.max_line_length:
+                    raise ReplySyntaxError(f"reply line longer than {self.max_line_length} bytes")
+                return None
+            if nl > self.max_line_length:
+                raise ReplySyntaxError(f"reply line longer than {self.max_line_length} bytes")
+            # RFC 5321 §2.3.8 says CRLF, but bare LF is tolerated (lenient
+            # receiver, RFC 5321 §4.1.1.4 spirit); a CR before the LF is dropped.
+            end = nl - 1 if nl > 0 and buf[nl - 1] == 0x0D else nl
+            raw = bytes(buf[:end])
+            del buf[: nl + 1]
+            self._size += nl + 1
+            if self._size > self.max_reply_size:
+                raise ReplySyntaxError(f"reply longer than {self.max_reply_size} bytes")
+            code, more, text = _split_line(raw)
+            if self._lines and code != self._code:
+                raise ReplySyntaxError(
+                    f"multi-line reply changed its code from {self._code} to {code}"
+                )
+            self._code = code
+            self._lines.append(text)
+            if more:
+                continue
+            lines = tuple(self._lines)
+            self._lines = []
+            self._size = 0
+            return Reply(code, lines, parse_enhanced_status(code, lines[0]))
+
+
+def _split_line(raw: bytes) -> tuple[int, bool, str]:
+    """Split one reply line into (code, more-follows, text)."""
+    if len(raw) < 3 or not raw[:3].isdigit():
+        shown = raw[:80].decode("utf-8", "replace")
+        raise ReplySyntaxError(f"not an SMTP reply line: {shown!r}")
+    code = int(raw[:3])
+    if code < 200 or code > 599:
+        raise ReplySyntaxError(f"reply code {code} out of range")
+    if len(raw) == 3:
+        # A bare "250" ends a reply (Racket crashed on it; we do not).
+        return code, False, ""
+    sep = raw[3]
+    if sep == 0x2D:  # "-"
+        more = True
+    elif sep == 0x20:  # " "
+        more = False
+    else:
+        shown = raw[:80].decode("utf-8", "replace")
+        raise ReplySyntaxError(f"bad separator after reply code: {shown!r}")
+    return code, more, raw[4:].decode("utf-8", "replace")

@@ -1,0 +1,118 @@
+"""A blocking socket stream with per-call timeouts."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+
+from ..errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
+
+__all__ = ["SocketStream", "open_socket"]
+
+_READ_SIZE = 256 * 1024
+
+
+def open_socket(
+    host: str, port: int, timeout: float | None, source_address: tuple[str, int] | None = None
+) -> socket.socket:
+    """Connect over TCP, mapping failures to :class:`ConnectError`."""
+    try:
+        sock = socket.create_connection((host, port), timeout, source_address)
+    except TimeoutError:
+        raise ConnectTimeout(
+            f"connecting to {host}:{port} timed out after {timeout} s", step="connect"
+        ) from None
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {host}:{port}: {exc}", step="connect") from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+class SocketStream:
+    """Reads and writes on a connected socket, TLS or not.
+
+    ``abort`` may be called from another thread: it shuts the socket down so
+    that a blocked read or write in the sending thread fails at once.
+    """
+
+    def __init__(self, sock: socket.socket, peer: str = "") -> None:
+        self.sock = sock
+        self.peer = peer
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def local_address(self) -> str | None:
+        try:
+            return str(self.sock.getsockname()[0])
+        except OSError:
+            return None
+
+    def read(self, timeout: float | None, step: str) -> bytes:
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(_READ_SIZE)
+        except TimeoutError:
+            raise Timeout(
+                f"{step}: no reply from {self.peer} within {timeout} s", step=step
+            ) from None
+        except ssl.SSLError as exc:
+            raise ServerDisconnected(
+                f"{step}: TLS error from {self.peer}: {exc}", step=step
+            ) from exc
+        except OSError as exc:
+            raise ServerDisconnected(
+                f"{step}: connection to {self.peer} broke: {exc}", step=step
+            ) from exc
+
+    def write(self, data: bytes | bytearray | memoryview, timeout: float | None, step: str) -> None:
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise Timeout(
+                f"{step}: sending to {self.peer} stalled for {timeout} s", step=step
+            ) from None
+        except OSError as exc:
+            raise ServerDisconnected(
+                f"{step}: connection to {self.peer} broke while sending: {exc}", step=step
+            ) from exc
+
+    def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
+    ) -> None:
+        """Wrap the socket in TLS and do the handshake (errors propagate as ``ssl`` errors)."""
+        self.sock.settimeout(timeout)
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+
+    def tls_info(self) -> dict[str, object] | None:
+        if not isinstance(self.sock, ssl.SSLSocket):
+            return None
+        cipher = self.sock.cipher()
+        return {
+            "version": self.sock.version(),
+            "cipher": cipher[0] if cipher else None,
+            "peercert": self.sock.getpeercert(),
+            "peercert_der": self.sock.getpeercert(binary_form=True),
+        }
+
+    def abort(self) -> None:
+        """Break the connection now (from any thread)."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass

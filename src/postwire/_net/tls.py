@@ -1,0 +1,68 @@
+"""TLS contexts and errors that explain themselves."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from ..errors import CertificateError, TLSError
+
+__all__ = ["explain_tls_error", "make_context"]
+
+
+def make_context(cafile: str | Path | None = None) -> ssl.SSLContext:
+    """A client context that verifies the certificate and host name (TLS 1.2+)."""
+    ctx = ssl.create_default_context(cafile=str(cafile) if cafile is not None else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+# OpenSSL reasons seen when one side speaks TLS and the other plain text.
+_PLAINTEXT_REASONS = (
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG",
+    "HTTP_REQUEST",
+    "UNKNOWN_PROTOCOL",
+    "record layer failure",
+    "wrong version number",
+)
+
+
+def explain_tls_error(
+    exc: BaseException, host: str, port: int, *, implicit: bool, server_hostname: str | None
+) -> TLSError:
+    """Turn an ``ssl`` error from a handshake into a postwire error with advice."""
+    name = server_hostname or host
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or str(exc)
+        advice = ""
+        low = why.lower()
+        if "expired" in low:
+            advice = "the server's certificate has expired"
+        elif "hostname" in low or "ip address mismatch" in low:
+            advice = (
+                f"the certificate is not valid for {name!r}; connect by the name on the "
+                "certificate, or pass server_hostname= with that name"
+            )
+        elif "self-signed" in low or "unable to get local issuer" in low or "self signed" in low:
+            advice = (
+                "the certificate is signed by a CA this machine does not trust; pass the CA "
+                "with cafile= (CLI: --cafile) or an ssl_context that trusts it"
+            )
+        text = f"TLS certificate of {host}:{port} did not verify: {why}"
+        if advice:
+            text += f" ({advice})"
+        return CertificateError(text, step="TLS")
+    reason = getattr(exc, "reason", None) or ""
+    text = str(exc)
+    if any(r in reason or r in text for r in _PLAINTEXT_REASONS):
+        if implicit:
+            hint = (
+                f"{host}:{port} answered in plain text, not TLS: it probably expects STARTTLS "
+                "(ports 587 and 25); use tls='starttls' (CLI: --tls starttls)"
+            )
+        else:
+            hint = f"the TLS handshake with {host}:{port} failed: the server did not speak TLS"
+        return TLSError(f"{hint} [{reason or text}]", step="TLS")
+    return TLSError(f"TLS handshake with {host}:{port} failed: {text}", step="TLS")

@@ -1,0 +1,41 @@
+"""Fixtures shared by several test files.
+
+One section per server or resource; the servers themselves live in ``tests/servers/`` (imported
+as ``servers``: pytest puts ``tests/`` on ``sys.path`` because it has no ``__init__.py``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from servers.postfix import PostfixServer
+
+# -- Postfix + Dovecot (real server, one per session) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postfix() -> Iterator[PostfixServer]:
+    """A private Postfix (Dovecot SASL) on 127.0.0.1, started once for the session.
+
+    Its base directory is made with ``tempfile`` rather than ``tmp_path_factory``: pytest keeps
+    its own temporary tree at mode 0700 (and resets it at every session start), but Postfix's
+    daemons run as ``postfix`` and ``nobody`` and must be able to enter the queue and Maildir.
+    """
+    base = Path(tempfile.mkdtemp(prefix="postwire-postfix-"))
+    try:
+        with PostfixServer(base) as server:
+            yield server
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postfix_inbox(postfix: PostfixServer) -> PostfixServer:
+    """The session's Postfix with its Maildir emptied before the test."""
+    postfix.clear()
+    return postfix
