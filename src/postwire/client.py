@@ -409,10 +409,7 @@ class Client:
 
     @property
     def connected(self) -> bool:
-        return self._session is not None and self._session.conn.state.name not in (
-            "CLOSED",
-            "ERROR",
-        )
+        return self._session is not None and self._session.conn.state not in _DEAD
 
     @property
     def extensions(self) -> Extensions:
@@ -422,6 +419,13 @@ class Client:
     @property
     def tls_active(self) -> bool:
         return self._session is not None and self._session.conn.tls_active
+
+    def tls_info(self) -> dict[str, object] | None:
+        """TLS version, cipher and the server certificate (dict and DER), or None."""
+        if self._session is None:
+            return None
+        info = getattr(self._session.stream, "tls_info", None)
+        return info() if callable(info) else None
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
