@@ -6,53 +6,35 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
+from ._base import BaseClient, TLSMode
 from ._core import procedures as p
 from ._core.body import BodyEncoder
-from ._core.commands import params_from
+from ._core.commands import Noop
 from ._core.connection import NEED_DATA, ConnectionClosed, SMTPConnection
 from ._core.envelope import SendResult
-from ._core.extensions import Extensions
-from ._core.message import prepare_message
 from ._core.names import ehlo_name
 from ._core.reply import Reply
-from ._core.sasl import choose_mechanism
-from ._core.state import State
 from ._core.timeouts import Timeouts
+from ._driver import FLUSH_AT, DriverBase, Usable, iter_content
 from ._net.sync import SocketStream, open_socket
-from ._net.tls import explain_tls_error, make_context
-from .errors import (
-    CancelledSend,
-    ExtensionNotSupported,
-    PossiblyDelivered,
-    RecipientsRefused,
-    ReplyError,
-    ServerDisconnected,
-    SMTPError,
-    Timeout,
-    TLSError,
-    TLSRequired,
-)
+from ._net.tls import explain_tls_error
+from .errors import CancelledSend, SMTPError, Timeout, TLSError
 from .trace import Tracer
 
-__all__ = ["CancelHandle", "Client", "TLSMode"]
+__all__ = ["CancelHandle", "Client", "Session", "TLSMode"]
 
 T = TypeVar("T")
-TLSMode = Literal["starttls", "implicit", "opportunistic", "none"]
-_TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
-_CHUNK = 1 << 20
-_FLUSH_AT = 1 << 20
 
 logger = logging.getLogger("postwire")
 
 
 class Stream(Protocol):
-    """What the driver needs from a connection (see :mod:`postwire._net.sync`)."""
+    """What the sync driver needs from a connection (see :mod:`postwire._net.sync`)."""
 
     peer: str
 
@@ -109,8 +91,7 @@ class CancelHandle:
     def _commit(self) -> None:
         """Called right after the end-of-message hook returned."""
         with self._lock:
-            if self._cancelled:
-                raise CancelledSend("send cancelled before the end of the message", step="DATA")
+            self._check()
             self._committed = True
 
     def _check(self) -> None:
@@ -118,18 +99,8 @@ class CancelHandle:
             raise CancelledSend("send cancelled before the end of the message", step="DATA")
 
 
-class _Usable(Exception):
-    """Carries a refusal out of the driver loop without breaking the session."""
-
-    def __init__(self, error: SMTPError) -> None:
-        self.error = error
-
-
-_DEAD = (State.CLOSED, State.ERROR)
-
-
-class Session:
-    """Runs core procedures over one stream (the sync driver)."""
+class Session(DriverBase):
+    """Runs core procedures over one blocking stream (the sync driver)."""
 
     def __init__(
         self,
@@ -139,16 +110,9 @@ class Session:
         tracer: Tracer,
         tls_upgrade: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__(conn, timeouts, tracer)
         self.stream = stream
-        self.conn = conn
-        self.timeouts = timeouts
-        self.tracer = tracer
         self.tls_upgrade = tls_upgrade
-        self._out = bytearray()
-        self._deadline: float | None = None
-        self._data_end_sent = False
-
-    # -- the driver loop -------------------------------------------------------
 
     def run(
         self,
@@ -159,6 +123,7 @@ class Session:
         hook: Callable[[], object] | None = None,
         cancel: CancelHandle | None = None,
     ) -> T:
+        """Perform the procedure's effects until it returns; return its value."""
         value: Reply | None = None
         try:
             while True:
@@ -166,17 +131,13 @@ class Session:
                     effect = proc.send(value)
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
-                except (ReplyError, RecipientsRefused, ExtensionNotSupported) as exc:
-                    # A refusal the procedure decided on.  If every command got its
-                    # reply the session is consistent (RSET was sent) and stays usable.
-                    if self.conn.pending or self.conn.state in _DEAD:
-                        raise
-                    raise _Usable(exc) from None
+                except SMTPError as exc:
+                    raise self.refusal(exc) from None
                 value = None
                 if isinstance(effect, p.Send):
                     self.tracer.sent(effect.data, effect.secret)
-                    self._out += effect.data
-                    if len(self._out) >= _FLUSH_AT:
+                    self.out += effect.data
+                    if len(self.out) >= FLUSH_AT:
                         self._flush()
                 elif isinstance(effect, p.Recv):
                     self._flush()
@@ -186,65 +147,37 @@ class Session:
                 else:
                     self._flush()
                     self._upgrade()
-        except _Usable as usable:
+        except Usable as usable:
             raise usable.error from None
         except BaseException:
-            self._broken()
+            self.broken()
+            self.stream.close()
             raise
         finally:
             proc.close()
 
-    def _broken(self) -> None:
-        # After a timeout, a cancellation or a broken connection a late reply
-        # could pair with the wrong command: the connection is never reused.
-        self.conn.reset_after_error()
-        self._out.clear()
-        self.stream.close()
-
-    def _remaining(self, limit: float | None) -> float | None:
-        if self._deadline is None:
-            return limit
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise Timeout("the send took longer than its total deadline", step="send")
-        return left if limit is None else min(limit, left)
-
     def _flush(self) -> None:
-        if self._out:
-            data = bytes(self._out)
-            self._out.clear()
-            self.stream.write(data, self._remaining(self.timeouts.data), "write")
+        if self.out:
+            data = bytes(self.out)
+            self.out.clear()
+            self.stream.write(data, self.remaining(self.timeouts.data), "write")
 
     def _read_reply(self, wait: p.Wait, size: int) -> Reply:
         conn = self.conn
         limit = self.timeouts.for_wait(wait, size)
-        step = conn.pending[0].verb if conn.pending else "reply"
+        step = self.next_step()
         while True:
             event = conn.next_event()
             if event is NEED_DATA:
-                data = self.stream.read(self._remaining(limit), step)
+                data = self.stream.read(self.remaining(limit), step)
                 self.tracer.received_raw(data)
                 conn.receive_data(data)
                 continue
             if isinstance(event, ConnectionClosed):
-                raise self._closed_error(event)
+                raise self.closed_error(event)
             assert isinstance(event, Reply)
             self.tracer.received(event)
             return event
-
-    def _closed_error(self, event: ConnectionClosed) -> ServerDisconnected:
-        verbs = [cmd.verb for cmd in event.pending]
-        step = verbs[0] if verbs else "reply"
-        if "end of data" in verbs or any(getattr(cmd, "last", False) for cmd in event.pending):
-            return PossiblyDelivered(
-                f"the server closed the connection after the end of the message and before "
-                f"its reply: the message may have been delivered (waiting for: {', '.join(verbs)})",
-                step="end of data",
-            )
-        return ServerDisconnected(
-            f"the server closed the connection while waiting for the reply to {step}",
-            step=step,
-        )
 
     def _upgrade(self) -> None:
         if self.tls_upgrade is None:
@@ -259,14 +192,15 @@ class Session:
         hook: Callable[[], object] | None,
         cancel: CancelHandle | None,
     ) -> None:
-        for chunk in _iter_content(content):
+        self.committed = False
+        for chunk in iter_content(content):
             if cancel is not None:
                 cancel._check()
             data = encoder.feed(chunk)
             if data:
                 self.tracer.sent_data(data)
-                self._out += data
-                if len(self._out) >= _FLUSH_AT:
+                self.out += data
+                if len(self.out) >= FLUSH_AT:
                     self._flush()
         # Racket's smtp-sending-end-of-message: after all content, before
         # the final "." (or BDAT LAST).  An exception from it cancels.
@@ -274,40 +208,13 @@ class Session:
             hook()
         if cancel is not None:
             cancel._commit()
+        self.committed = True
         tail = encoder.finish()
         self.tracer.sent_data(tail, end=True)
-        self._out += tail
+        self.out += tail
 
 
-def _iter_content(content: object) -> Iterable[bytes]:
-    if content is None:
-        return
-    if isinstance(content, bytes):
-        if len(content) <= _CHUNK:
-            yield content
-        else:
-            view = memoryview(content)
-            for i in range(0, len(content), _CHUNK):
-                yield bytes(view[i : i + _CHUNK])
-        return
-    read = getattr(content, "read", None)
-    if read is not None:
-        while True:
-            chunk = read(_CHUNK)
-            if not chunk:
-                return
-            if not isinstance(chunk, (bytes, bytearray)):
-                raise TypeError("message file must be opened in binary mode ('rb')")
-            yield bytes(chunk)
-    if hasattr(content, "__aiter__"):
-        raise TypeError("an async iterable can only be sent with AsyncClient")
-    for chunk in content:  # type: ignore[attr-defined]
-        if not isinstance(chunk, (bytes, bytearray, memoryview)):
-            raise TypeError(f"message chunks must be bytes, not {type(chunk).__name__}")
-        yield bytes(chunk)
-
-
-class Client:
+class Client(BaseClient):
     """A synchronous SMTP client for one server connection.
 
     Use it as a context manager: it connects (greeting, EHLO, STARTTLS,
@@ -332,13 +239,14 @@ class Client:
         username, password: credentials for AUTH.
         auth_mechanism: force one SASL mechanism instead of the strongest
             both sides support.
-        oauth2_token: a bearer token (or a callable returning one) for
-            XOAUTH2 / OAUTHBEARER.
+        oauth2_token: a bearer token, or a callable returning one (called
+            right before AUTH), for XOAUTH2 / OAUTHBEARER.
         allow_plaintext_auth: allow credentials over an unencrypted
             connection (never the default).
         timeout: seconds for every network step (see ``timeouts``).
-        timeouts: a :class:`Timeouts` for each kind of step.
+        timeouts: a :class:`~postwire.Timeouts` for each kind of step.
         local_hostname: the EHLO name; default: a valid name found without DNS.
+        source_address: the local (host, port) to connect from.
         pipelining, chunking: use PIPELINING / CHUNKING when offered.
         transcript: a callable receiving each transcript line (AUTH hidden).
     """
@@ -365,60 +273,17 @@ class Client:
         chunking: bool = True,
         transcript: Callable[[str], None] | None = None,
     ) -> None:
-        if tls not in _TLS_MODES:
-            raise ValueError(f"tls must be one of {', '.join(_TLS_MODES)}, not {tls!r}")
-        if not isinstance(host, str) or not host or any(ch in host for ch in "\r\n\0 "):
-            raise ValueError(f"host must be a host name or address: {host!r}")
-        if port is None:
-            port = 465 if tls == "implicit" else 25
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError(f"port must be an int from 1 to 65535, not {port!r}")
-        if password is not None and username is None:
-            raise ValueError("password given without username")
-        if username is not None and password is None and oauth2_token is None:
-            raise ValueError("username given without password or oauth2_token")
-        if local_hostname is not None:
-            from ._core.commands import Ehlo
-
-            Ehlo(local_hostname)  # validates
-        self.host = host
-        self.port = port
-        self.tls: TLSMode = tls
-        self._ssl_context = ssl_context
-        self._cafile = cafile
-        self.server_hostname = server_hostname
-        self._username = username
-        self._password = password
-        self._auth_mechanism = auth_mechanism
-        self._oauth2_token = oauth2_token
-        self.allow_plaintext_auth = allow_plaintext_auth
-        self.timeouts = timeouts if timeouts is not None else Timeouts.uniform(timeout)
-        self.local_hostname = local_hostname
-        self.source_address = source_address
-        self.pipelining = pipelining
-        self.chunking = chunking
-        self._tracer = Tracer(transcript)
+        super().__init__(
+            host, port, tls=tls, ssl_context=ssl_context, cafile=cafile,
+            server_hostname=server_hostname, username=username, password=password,
+            auth_mechanism=auth_mechanism, oauth2_token=oauth2_token,
+            allow_plaintext_auth=allow_plaintext_auth, timeout=timeout, timeouts=timeouts,
+            local_hostname=local_hostname, source_address=source_address,
+            pipelining=pipelining, chunking=chunking, transcript=transcript,
+        )  # fmt: skip
         self._session: Session | None = None
-        self.ehlo_reply: Reply | None = None
-
-    def __repr__(self) -> str:
-        state = "connected" if self.connected else "not connected"
-        return f"<Client {self.host}:{self.port} tls={self.tls} {state}>"
 
     # -- connection ------------------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        return self._session is not None and self._session.conn.state not in _DEAD
-
-    @property
-    def extensions(self) -> Extensions:
-        """What the server offers (after connecting)."""
-        return self._session.conn.extensions if self._session else Extensions()
-
-    @property
-    def tls_active(self) -> bool:
-        return self._session is not None and self._session.conn.tls_active
 
     def tls_info(self) -> dict[str, object] | None:
         """TLS version, cipher and the server certificate (dict and DER), or None."""
@@ -426,11 +291,6 @@ class Client:
             return None
         info = getattr(self._session.stream, "tls_info", None)
         return info() if callable(info) else None
-
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            self._ssl_context = make_context(self._cafile)
-        return self._ssl_context
 
     def connect(self) -> Reply:
         """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured.
@@ -444,7 +304,7 @@ class Client:
         self._tracer.note(f"connected to {self.host}:{self.port}")
         conn = SMTPConnection()
         session = Session(stream, conn, self.timeouts, self._tracer, self._starttls_upgrade)
-        self._session = session
+        self._session, self._conn = session, conn
         try:
             if self.tls == "implicit":
                 self._handshake(self.timeouts.connect, implicit=True)
@@ -455,33 +315,26 @@ class Client:
             try:
                 reply = session.run(p.greet(conn, name))
             except Timeout as exc:
-                if exc.step == "greeting" and self.tls != "implicit":
-                    raise Timeout(
-                        f"{exc} (if {self.host}:{self.port} is an implicit-TLS port such as "
-                        "465, use tls='implicit' (CLI: --tls implicit))",
-                        step="greeting",
-                    ) from None
-                raise
-            wants_tls = self.tls == "starttls" or (
-                self.tls == "opportunistic" and conn.extensions.starttls
-            )
-            if wants_tls and not conn.tls_active:
+                raise _greeting_hint(exc, self) from None
+            if self._wants_starttls(conn):
                 reply = session.run(p.starttls(conn, name))
             if self._username is not None:
-                self._login(session)
+                token = self._oauth2_token() if callable(self._oauth2_token) else self._oauth2_token
+                mechanism = self._mechanism(conn, self._check_token(token))
+                session.run(p.authenticate(conn, mechanism))
         except BaseException:
             stream.close()
-            self._session = None
+            self._session = self._conn = None
             raise
         self.ehlo_reply = reply
         return reply
 
     def _handshake(self, timeout: float | None, *, implicit: bool) -> None:
         assert self._session is not None
-        stream = self._session.stream
-        sni = self.server_hostname or self.host
         try:
-            stream.start_tls(self._context(), sni, timeout)
+            self._session.stream.start_tls(
+                self._context(), self.server_hostname or self.host, timeout
+            )
         except (ssl.SSLError, ssl.CertificateError) as exc:
             raise explain_tls_error(
                 exc, self.host, self.port, implicit=implicit, server_hostname=self.server_hostname
@@ -494,34 +347,9 @@ class Client:
     def _starttls_upgrade(self) -> None:
         self._handshake(self.timeouts.command, implicit=False)
 
-    def _login(self, session: Session) -> None:
-        conn = session.conn
-        if not conn.tls_active and not self.allow_plaintext_auth:
-            raise TLSRequired(
-                "refusing to send credentials over an unencrypted connection; use TLS "
-                "(tls='starttls' or 'implicit') or pass allow_plaintext_auth=True",
-                step="AUTH",
-            )
-        offered = conn.extensions.auth_mechanisms
-        if not offered:
-            raise ExtensionNotSupported(
-                "credentials were given but the server offers no AUTH", step="AUTH"
-            )
-        token = self._oauth2_token() if callable(self._oauth2_token) else self._oauth2_token
-        mech = choose_mechanism(
-            offered,
-            username=self._username or "",
-            password=self._password,
-            oauth2_token=token,
-            preferred=self._auth_mechanism,
-        )
-        session.run(p.authenticate(conn, mech))
-
     def _require(self) -> Session:
-        if self._session is None:
+        if self._session is None or not self.connected:
             raise RuntimeError("not connected: use 'with Client(...)' or call connect()")
-        if not self.connected:
-            raise ServerDisconnected("the connection is closed", step="send")
         return self._session
 
     # -- commands --------------------------------------------------------------
@@ -544,25 +372,18 @@ class Client:
         comes from its headers and its Bcc fields are not sent), or bytes /
         a binary file / an iterable of bytes with CRLF lines, and then
         ``sender`` and ``recipients`` are required.  Raises
-        :class:`RecipientsRefused` when no recipient is accepted, and
-        ``ValueError`` for bad input before anything is sent.
+        :class:`~postwire.RecipientsRefused` when no recipient is accepted,
+        and ``ValueError`` for bad input before anything is sent.
 
         ``end_of_message`` runs after the content and before the final
         ``.``; ``cancel`` lets another thread cancel the send until then.
         ``deadline`` bounds the whole send in seconds.
         """
-        prepared = prepare_message(
-            message,
-            sender=sender,
-            recipients=recipients,
-            mail_params=params_from(mail_options or {}),
-            rcpt_params=params_from(rcpt_options or {}),
-        )
+        prepared = self._prepare(message, sender, recipients, mail_options, rcpt_options)
         session = self._require()
         if cancel is not None:
             cancel._attach(session.stream)
-        total = deadline if deadline is not None else self.timeouts.total
-        session._deadline = time.monotonic() + total if total is not None else None
+        session.start_deadline(deadline if deadline is not None else self.timeouts.total)
         try:
             return session.run(
                 p.transaction(
@@ -584,19 +405,34 @@ class Client:
                 ) from exc
             raise
         finally:
-            session._deadline = None
+            session.deadline = None
+
+    def send_many(self, messages: Iterable[object]) -> list[SendResult | SMTPError]:
+        """Send several messages over this connection, one result (or error) each.
+
+        Each item is an ``EmailMessage``, or a ``(message, sender,
+        recipients)`` tuple.  A refused message does not stop the others; a
+        broken connection does (the rest are reported with that error).
+        """
+        results: list[SendResult | SMTPError] = []
+        broken: SMTPError | None = None
+        for item in messages:
+            if broken is not None:
+                results.append(broken)
+                continue
+            message, sender, recipients = _unpack(item)
+            try:
+                results.append(self.send(message, sender=sender, recipients=recipients))
+            except SMTPError as exc:
+                results.append(exc)
+                if not self.connected:
+                    broken = exc
+        return results
 
     def noop(self) -> Reply:
+        """NOOP: checks that the session is alive."""
         session = self._require()
-        from ._core.commands import Noop
-
-        def proc() -> Generator[p.Effect, Reply | None, Reply]:
-            yield p.Send(session.conn.send(Noop()))
-            reply = yield p.Recv()
-            assert reply is not None
-            return reply
-
-        return session.run(proc())
+        return session.run(_simple(session.conn, Noop()))
 
     def rset(self) -> Reply | None:
         session = self._require()
@@ -621,7 +457,7 @@ class Client:
         """Close the connection without QUIT."""
         if self._session is not None:
             self._session.stream.close()
-            self._session = None
+            self._session = self._conn = None
 
     def __enter__(self) -> Client:
         self.connect()
@@ -637,3 +473,28 @@ class Client:
             self.quit()
         else:
             self.close()
+
+
+def _simple(conn: SMTPConnection, command: Noop) -> Generator[p.Effect, Reply | None, Reply]:
+    yield p.Send(conn.send(command))
+    reply = yield p.Recv()
+    assert reply is not None
+    return reply
+
+
+def _unpack(item: object) -> tuple[object, str | None, Sequence[str] | None]:
+    if isinstance(item, tuple):
+        if len(item) != 3:
+            raise ValueError("send_many items are messages or (message, sender, recipients)")
+        return item[0], item[1], item[2]
+    return item, None, None
+
+
+def _greeting_hint(exc: Timeout, client: BaseClient) -> Timeout:
+    if exc.step != "greeting" or client.tls == "implicit":
+        return exc
+    return Timeout(
+        f"{exc} (if {client.host}:{client.port} is an implicit-TLS port such as 465, "
+        "use tls='implicit' (CLI: --tls implicit))",
+        step="greeting",
+    )

@@ -91,6 +91,14 @@ class SMTPConnection:
 
     def send(self, command: c.Command) -> bytes:
         """Record ``command`` as sent and return its bytes for the wire."""
+        if not self._pending and self._parser.buffered:
+            # Bytes arrived that no command asked for: pairing the next reply
+            # with this command would shift every later pairing by one.
+            self.state = State.ERROR
+            raise ProtocolError(
+                "unsolicited reply from server (no command was waiting for it)",
+                step=command.verb,
+            )
         row = SEND[self.state]
         kind = type(command)
         if kind not in row:

@@ -1,0 +1,160 @@
+"""Configuration and state shared by :class:`Client` and :class:`AsyncClient`."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from ._core.commands import Ehlo, params_from
+from ._core.connection import SMTPConnection
+from ._core.extensions import Extensions
+from ._core.message import PreparedMessage, prepare_message
+from ._core.reply import Reply
+from ._core.sasl import Mechanism, choose_mechanism
+from ._core.timeouts import Timeouts
+from ._driver import DEAD
+from ._net.tls import make_context
+from .errors import ExtensionNotSupported, TLSRequired
+from .trace import Tracer
+
+__all__ = ["TLS_MODES", "BaseClient", "TLSMode"]
+
+TLSMode = Literal["starttls", "implicit", "opportunistic", "none"]
+TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
+
+
+class BaseClient:
+    """Validated settings and the session facts both clients expose."""
+
+    _conn: SMTPConnection | None
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = "starttls",
+        ssl_context: ssl.SSLContext | None = None,
+        cafile: str | Path | None = None,
+        server_hostname: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        auth_mechanism: str | None = None,
+        oauth2_token: object = None,
+        allow_plaintext_auth: bool = False,
+        timeout: float | None = 60.0,
+        timeouts: Timeouts | None = None,
+        local_hostname: str | None = None,
+        source_address: tuple[str, int] | None = None,
+        pipelining: bool = True,
+        chunking: bool = True,
+        transcript: Callable[[str], None] | None = None,
+    ) -> None:
+        if tls not in TLS_MODES:
+            raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
+        if not isinstance(host, str) or not host or any(ch in host for ch in "\r\n\0 \t"):
+            raise ValueError(f"host must be a host name or address: {host!r}")
+        if port is None:
+            port = 465 if tls == "implicit" else 25
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"port must be an int from 1 to 65535, not {port!r}")
+        if password is not None and username is None:
+            raise ValueError("password given without username")
+        if username is not None and password is None and oauth2_token is None:
+            raise ValueError("username given without password or oauth2_token")
+        if local_hostname is not None:
+            Ehlo(local_hostname)  # raises ValueError for CR/LF, spaces, empty
+        self.host = host
+        self.port = port
+        self.tls: TLSMode = tls
+        self._ssl_context = ssl_context
+        self._cafile = cafile
+        self.server_hostname = server_hostname
+        self._username = username
+        self._password = password
+        self._auth_mechanism = auth_mechanism
+        self._oauth2_token = oauth2_token
+        self.allow_plaintext_auth = allow_plaintext_auth
+        self.timeouts = timeouts if timeouts is not None else Timeouts.uniform(timeout)
+        self.local_hostname = local_hostname
+        self.source_address = source_address
+        self.pipelining = pipelining
+        self.chunking = chunking
+        self._tracer = Tracer(transcript)
+        self._conn = None
+        self.ehlo_reply: Reply | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "not connected"
+        return f"<{type(self).__name__} {self.host}:{self.port} tls={self.tls} {state}>"
+
+    @property
+    def connected(self) -> bool:
+        """True while the session can take commands."""
+        return self._conn is not None and self._conn.state not in DEAD
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the server offers (after connecting)."""
+        return self._conn.extensions if self._conn is not None else Extensions()
+
+    @property
+    def tls_active(self) -> bool:
+        return self._conn is not None and self._conn.tls_active
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = make_context(self._cafile)
+        return self._ssl_context
+
+    def _wants_starttls(self, conn: SMTPConnection) -> bool:
+        if conn.tls_active:
+            return False
+        return self.tls == "starttls" or (self.tls == "opportunistic" and conn.extensions.starttls)
+
+    @staticmethod
+    def _check_token(token: object) -> str | None:
+        if token is not None and not isinstance(token, str):
+            raise TypeError(f"oauth2_token must give a str, not {type(token).__name__}")
+        return token
+
+    def _mechanism(self, conn: SMTPConnection, token: str | None) -> Mechanism:
+        """The SASL mechanism to use, after the plain-text and AUTH checks."""
+        if not conn.tls_active and not self.allow_plaintext_auth:
+            raise TLSRequired(
+                "refusing to send credentials over an unencrypted connection; use TLS "
+                "(tls='starttls' or 'implicit') or pass allow_plaintext_auth=True",
+                step="AUTH",
+            )
+        offered = conn.extensions.auth_mechanisms
+        if not offered:
+            raise ExtensionNotSupported(
+                "credentials were given but the server offers no AUTH", step="AUTH"
+            )
+        return choose_mechanism(
+            offered,
+            username=self._username or "",
+            password=self._password,
+            oauth2_token=token,
+            preferred=self._auth_mechanism,
+            host=self.server_hostname or self.host,
+            port=self.port,
+        )
+
+    @staticmethod
+    def _prepare(
+        message: object,
+        sender: str | None,
+        recipients: Sequence[str] | None,
+        mail_options: Mapping[str, str | None] | None,
+        rcpt_options: Mapping[str, str | None] | None,
+    ) -> PreparedMessage:
+        return prepare_message(
+            message,
+            sender=sender,
+            recipients=recipients,
+            mail_params=params_from(mail_options or {}),
+            rcpt_params=params_from(rcpt_options or {}),
+        )

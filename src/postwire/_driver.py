@@ -1,0 +1,154 @@
+"""What the sync and the asyncio drivers share: everything but the waiting.
+
+A driver runs a core procedure: it buffers :class:`~postwire._core.procedures.Send`
+bytes, writes them when a reply is awaited, pairs replies through the
+connection, streams message content through the body encoder and calls the
+end-of-message hook before the commit.  The two drivers differ only in how
+they wait (``socket`` or ``await``); the bookkeeping lives here once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+
+from ._core.connection import ConnectionClosed, SMTPConnection
+from ._core.state import State
+from ._core.timeouts import Timeouts
+from .errors import (
+    ExtensionNotSupported,
+    PossiblyDelivered,
+    RecipientsRefused,
+    ReplyError,
+    ServerDisconnected,
+    SMTPError,
+    Timeout,
+)
+from .trace import Tracer
+
+__all__ = ["CHUNK", "DEAD", "DriverBase", "Usable", "aiter_content", "iter_content"]
+
+#: Size of the pieces read from files and cut from large byte strings.
+CHUNK = 1 << 20
+#: Write when this much is buffered even if no reply is awaited yet.
+FLUSH_AT = 1 << 20
+#: States after which a connection is never used again.
+DEAD = (State.CLOSED, State.ERROR)
+
+
+class Usable(Exception):
+    """Carries a refusal out of a driver loop without breaking the session."""
+
+    def __init__(self, error: SMTPError) -> None:
+        self.error = error
+
+
+class DriverBase:
+    """State and decisions shared by :class:`~postwire.client.Session` and its async twin."""
+
+    def __init__(self, conn: SMTPConnection, timeouts: Timeouts, tracer: Tracer) -> None:
+        self.conn = conn
+        self.timeouts = timeouts
+        self.tracer = tracer
+        self.out = bytearray()
+        self.deadline: float | None = None
+        #: True once the end-of-message hook has run for the current message.
+        self.committed = False
+
+    def start_deadline(self, total: float | None) -> None:
+        self.deadline = time.monotonic() + total if total is not None else None
+
+    def remaining(self, limit: float | None) -> float | None:
+        """The time a wait may take: its own limit, cut by the send's deadline."""
+        if self.deadline is None:
+            return limit
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise Timeout("the send took longer than its total deadline", step="send")
+        return left if limit is None else min(limit, left)
+
+    def refusal(self, exc: BaseException) -> BaseException:
+        """Wrap a refusal in :class:`Usable` when the session survives it.
+
+        A refusal the procedure decided on leaves the session consistent
+        (RSET was sent and answered) when no reply is still owed.
+        """
+        if (
+            isinstance(exc, (ReplyError, RecipientsRefused, ExtensionNotSupported))
+            and not self.conn.pending
+            and self.conn.state not in DEAD
+        ):
+            return Usable(exc)
+        return exc
+
+    def next_step(self) -> str:
+        pending = self.conn.pending
+        return pending[0].verb if pending else "reply"
+
+    @staticmethod
+    def closed_error(event: ConnectionClosed) -> ServerDisconnected:
+        verbs = [cmd.verb for cmd in event.pending]
+        if "end of data" in verbs or any(getattr(cmd, "last", False) for cmd in event.pending):
+            return PossiblyDelivered(
+                "the server closed the connection after the end of the message and before "
+                "its reply: the message may have been delivered "
+                f"(waiting for: {', '.join(verbs)})",
+                step="end of data",
+            )
+        step = verbs[0] if verbs else "reply"
+        return ServerDisconnected(
+            f"the server closed the connection while waiting for the reply to {step}", step=step
+        )
+
+    def broken(self) -> None:
+        # After a timeout, a cancellation or a broken connection, a late reply
+        # could pair with the wrong command: the connection is never reused.
+        self.conn.reset_after_error()
+        self.out.clear()
+
+
+def _chunk_bytes(content: bytes) -> Iterator[bytes]:
+    if len(content) <= CHUNK:
+        yield content
+        return
+    view = memoryview(content)
+    for i in range(0, len(content), CHUNK):
+        yield bytes(view[i : i + CHUNK])
+
+
+def _check_chunk(chunk: object) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(f"message chunks must be bytes, not {type(chunk).__name__}")
+
+
+def iter_content(content: object) -> Iterator[bytes]:
+    """The chunks of a message: bytes, a binary file, or an iterable of bytes."""
+    if content is None:
+        return
+    if isinstance(content, bytes):
+        yield from _chunk_bytes(content)
+        return
+    read = getattr(content, "read", None)
+    if read is not None:
+        while chunk := read(CHUNK):
+            if isinstance(chunk, str):
+                raise TypeError("message file must be opened in binary mode ('rb')")
+            yield _check_chunk(chunk)
+        return
+    if hasattr(content, "__aiter__"):
+        raise TypeError("an async iterable can only be sent with AsyncClient")
+    for chunk in content:  # type: ignore[attr-defined]
+        yield _check_chunk(chunk)
+
+
+async def aiter_content(content: object) -> AsyncIterator[bytes]:
+    """:func:`iter_content`, plus async iterables of bytes."""
+    if hasattr(content, "__aiter__"):
+        async for chunk in content:
+            yield _check_chunk(chunk)
+        return
+    for chunk in iter_content(content):
+        yield chunk

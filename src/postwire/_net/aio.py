@@ -1,0 +1,201 @@
+"""An asyncio stream on a protocol of our own, with per-call timeouts.
+
+We do not use ``asyncio.StreamReader``: after STARTTLS's 220 we must know
+that no byte is buffered from before the handshake (response injection), and
+a StreamReader keeps a private buffer we cannot inspect.  This protocol
+hands every received byte to the driver, so the core's parser sees it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+
+from ..errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
+
+__all__ = ["AsyncStream", "open_connection"]
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.eof = False
+        self.error: BaseException | None = None
+        self.transport: asyncio.Transport | None = None
+        self._readable: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake_reader()
+        self._paused = False
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake_writer()
+
+    def _wake_reader(self) -> None:
+        if self._readable is not None and not self._readable.done():
+            self._readable.set_result(None)
+
+    def _wake_writer(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    async def read(self) -> bytes:
+        while not self.buffer and not self.eof:
+            self._readable = asyncio.get_running_loop().create_future()
+            await self._readable
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+    async def drain(self) -> None:
+        while self._paused and not self.eof:
+            self._writable = asyncio.get_running_loop().create_future()
+            await self._writable
+        if self.eof and self.error is not None:
+            raise ConnectionResetError(str(self.error))
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    timeout: float | None,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    source_address: tuple[str, int] | None = None,
+) -> AsyncStream:
+    """Connect (and for implicit TLS, handshake) within ``timeout``."""
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await asyncio.wait_for(
+            loop.create_connection(
+                _Protocol,
+                host,
+                port,
+                ssl=ssl_context,
+                server_hostname=server_hostname if ssl_context is not None else None,
+                local_addr=source_address,
+            ),
+            timeout,
+        )
+    except asyncio.TimeoutError:
+        raise ConnectTimeout(
+            f"connecting to {host}:{port} timed out after {timeout} s", step="connect"
+        ) from None
+    except (ssl.SSLError, ssl.CertificateError):
+        raise
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {host}:{port}: {exc}", step="connect") from exc
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+    return AsyncStream(transport, protocol, f"{host}:{port}")
+
+
+class AsyncStream:
+    """Reads and writes on an asyncio transport, TLS or not."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol, peer: str) -> None:
+        self.transport = transport
+        self.protocol = protocol
+        self.peer = peer
+
+    @property
+    def local_address(self) -> str | None:
+        name = self.transport.get_extra_info("sockname")
+        return str(name[0]) if name else None
+
+    async def read(self, timeout: float | None, step: str) -> bytes:
+        try:
+            data = await asyncio.wait_for(self.protocol.read(), timeout)
+        except asyncio.TimeoutError:
+            raise Timeout(
+                f"{step}: no reply from {self.peer} within {timeout} s", step=step
+            ) from None
+        if not data and self.protocol.error is not None:
+            err = self.protocol.error
+            raise ServerDisconnected(
+                f"{step}: connection to {self.peer} broke: {err}", step=step
+            ) from err
+        return data
+
+    async def write(
+        self, data: bytes | bytearray | memoryview, timeout: float | None, step: str
+    ) -> None:
+        if self.transport.is_closing():
+            raise ServerDisconnected(f"{step}: connection to {self.peer} is closed", step=step)
+        self.transport.write(data)
+        try:
+            await asyncio.wait_for(self.protocol.drain(), timeout)
+        except asyncio.TimeoutError:
+            raise Timeout(
+                f"{step}: sending to {self.peer} stalled for {timeout} s", step=step
+            ) from None
+        except OSError as exc:
+            raise ServerDisconnected(
+                f"{step}: connection to {self.peer} broke while sending: {exc}", step=step
+            ) from exc
+
+    async def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
+    ) -> None:
+        """Upgrade to TLS (STARTTLS); ``ssl`` errors propagate for the caller to explain."""
+        loop = asyncio.get_running_loop()
+        try:
+            new = await asyncio.wait_for(
+                loop.start_tls(
+                    self.transport, self.protocol, context, server_hostname=server_hostname
+                ),
+                timeout,
+            )
+        except asyncio.TimeoutError:
+            raise Timeout(
+                f"TLS handshake with {self.peer} took longer than {timeout} s", step="STARTTLS"
+            ) from None
+        if new is None:  # pragma: no cover - only if the transport closed meanwhile
+            raise ServerDisconnected("connection closed during STARTTLS", step="STARTTLS")
+        self.transport = new
+
+    def tls_info(self) -> dict[str, object] | None:
+        obj = self.transport.get_extra_info("ssl_object")
+        if obj is None:
+            return None
+        cipher = obj.cipher()
+        return {
+            "version": obj.version(),
+            "cipher": cipher[0] if cipher else None,
+            "peercert": obj.getpeercert(),
+            "peercert_der": obj.getpeercert(binary_form=True),
+        }
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def close(self) -> None:
+        self.transport.close()

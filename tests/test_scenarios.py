@@ -1,0 +1,310 @@
+"""One scenario table, run through the sync Client and the AsyncClient.
+
+Each scenario is a scripted server (exact bytes expected from the client, exact
+bytes answered) and the outcome the client must report.  A pipelining scenario
+only answers after it has received the whole group, so a client that waited
+for each reply would time out instead of passing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from dataclasses import dataclass, field
+
+import pytest
+
+from postwire import Client, SendResult, errors
+from postwire.aio import AsyncClient
+from servers.scripted import ScriptedServer
+
+GREET = [("S", b"220 mx.test ESMTP\r\n"), ("C", b"EHLO client.test\r\n")]
+MSG = b"Subject: t\r\n\r\nbody\r\n.dot\r\n"
+WIRE = b"Subject: t\r\n\r\nbody\r\n..dot\r\n.\r\n"
+QUIT = [("C", b"QUIT\r\n"), ("S", b"221 bye\r\n")]
+
+
+@dataclass
+class Scenario:
+    name: str
+    script: list[tuple[object, ...]]
+    recipients: list[str] = field(default_factory=lambda: ["b@y"])
+    error: type[Exception] | None = None
+    match: str = ""
+    accepted: list[str] | None = None
+    refused: list[str] = field(default_factory=list)
+    options: dict[str, object] = field(default_factory=dict)
+
+
+SCENARIOS = [
+    Scenario(
+        "lock-step",
+        [
+            *GREET,
+            ("S", b"250-mx.test\r\n250 8BITMIME\r\n"),
+            ("C", b"MAIL FROM:<a@x> SIZE=26\r\n"[:0] + b"MAIL FROM:<a@x>\r\n"),
+            ("S", b"250 ok\r\n"),
+            ("C", b"RCPT TO:<b@y>\r\n"),
+            ("S", b"250 ok\r\n"),
+            ("C", b"DATA\r\n"),
+            ("S", b"354 go\r\n"),
+            ("C", WIRE),
+            ("S", b"250 2.0.0 queued as A1\r\n"),
+            *QUIT,
+        ],
+        accepted=["b@y"],
+    ),
+    Scenario(
+        "pipelined group in one write",
+        [
+            *GREET,
+            ("S", b"250-mx.test\r\n250-PIPELINING\r\n250 SIZE 1000\r\n"),
+            ("C", b"MAIL FROM:<a@x> SIZE=26\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@z>\r\nDATA\r\n"),
+            ("S", b"250 ok\r\n250 ok\r\n251 forwarded\r\n354 go\r\n"),
+            ("C", WIRE),
+            ("S", b"250 ok\r\n"),
+            *QUIT,
+        ],
+        recipients=["b@y", "c@z"],
+        accepted=["b@y", "c@z"],
+    ),
+    Scenario(
+        "pipelined partial refusal",
+        [
+            *GREET,
+            ("S", b"250-mx.test\r\n250 PIPELINING\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@z>\r\nDATA\r\n"),
+            ("S", b"250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n354 go\r\n"),
+            ("C", WIRE),
+            ("S", b"250 ok\r\n"),
+            *QUIT,
+        ],
+        recipients=["b@y", "c@z"],
+        accepted=["c@z"],
+        refused=["b@y"],
+    ),
+    Scenario(
+        "pipelined all refused but DATA accepted: a lone dot",
+        [
+            *GREET,
+            ("S", b"250-mx.test\r\n250 PIPELINING\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+            ("S", b"250 ok\r\n550 no\r\n354 go\r\n"),
+            ("C", b".\r\n"),
+            ("S", b"554 no valid recipients\r\n"),
+            *QUIT,
+        ],
+        error=errors.RecipientsRefused,
+        match="b@y: 550",
+    ),
+    Scenario(
+        "chunking with pipelining: one round trip",
+        [
+            *GREET,
+            ("S", b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG),
+            ("S", b"250 ok\r\n250 ok\r\n250 2.0.0 Ok: 26 bytes\r\n"),
+            *QUIT,
+        ],
+        accepted=["b@y"],
+    ),
+    Scenario(
+        "BDAT refused, then RSET",
+        [
+            *GREET,
+            ("S", b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG),
+            ("S", b"250 ok\r\n250 ok\r\n552 5.3.4 too big\r\n"),
+            ("C", b"RSET\r\n"),
+            ("S", b"250 ok\r\n"),
+            *QUIT,
+        ],
+        error=errors.DataError,
+        match="BDAT failed.*552",
+    ),
+    Scenario(
+        "MAIL refused, then RSET",
+        [
+            *GREET,
+            ("S", b"250 mx.test\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\n"),
+            ("S", b"553 5.1.8 bad sender\r\n"),
+            ("C", b"RSET\r\n"),
+            ("S", b"250 ok\r\n"),
+            *QUIT,
+        ],
+        error=errors.SenderRefused,
+        match="MAIL failed.*553",
+    ),
+    Scenario(
+        "end of data refused",
+        [
+            *GREET,
+            ("S", b"250 mx.test\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\n"),
+            ("S", b"250 ok\r\n"),
+            ("C", b"RCPT TO:<b@y>\r\n"),
+            ("S", b"250 ok\r\n"),
+            ("C", b"DATA\r\n"),
+            ("S", b"354 go\r\n"),
+            ("C", WIRE),
+            ("S", b"554 5.7.1 spam\r\n"),
+            *QUIT,
+        ],
+        error=errors.DataError,
+        match="end of data failed.*554",
+    ),
+    Scenario(
+        "421 at MAIL",
+        [
+            *GREET,
+            ("S", b"250 mx.test\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\n"),
+            ("S", b"421 4.3.2 shutting down\r\n"),
+            ("CLOSE",),
+        ],
+        error=errors.ServerDisconnected,
+        match="421",
+    ),
+    Scenario(
+        "dropped after the final dot",
+        [
+            *GREET,
+            ("S", b"250 mx.test\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\n"),
+            ("S", b"250 ok\r\n"),
+            ("C", b"RCPT TO:<b@y>\r\n"),
+            ("S", b"250 ok\r\n"),
+            ("C", b"DATA\r\n"),
+            ("S", b"354 go\r\n"),
+            ("C", WIRE),
+            ("CLOSE",),
+        ],
+        error=errors.PossiblyDelivered,
+        match="may have been delivered",
+    ),
+    Scenario(
+        "HELO fallback",
+        [
+            *GREET,
+            ("S", b"502 5.5.1 EHLO unknown\r\n"),
+            ("C", b"HELO client.test\r\n"),
+            ("S", b"250 mx.test\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\n"),
+            ("S", b"250 ok\r\n"),
+            ("C", b"RCPT TO:<b@y>\r\n"),
+            ("S", b"250 ok\r\n"),
+            ("C", b"DATA\r\n"),
+            ("S", b"354 go\r\n"),
+            ("C", WIRE),
+            ("S", b"250 ok\r\n"),
+            *QUIT,
+        ],
+        accepted=["b@y"],
+    ),
+    Scenario(
+        "unsolicited reply",
+        [
+            *GREET,
+            ("S", b"250 mx.test\r\n250 extra\r\n"),
+            ("DRAIN", 1.0),
+        ],
+        error=errors.ProtocolError,
+        match="unsolicited",
+    ),
+    Scenario(
+        "silent server",
+        [*GREET, ("S", b"250 mx.test\r\n"), ("C", b"MAIL FROM:<a@x>\r\n"), ("SLEEP", 2.0)],
+        error=errors.Timeout,
+        match="MAIL",
+        options={"timeout": 0.5},
+    ),
+    Scenario(
+        "garbage reply",
+        [
+            *GREET,
+            ("S", b"250 mx.test\r\n"),
+            ("C", b"MAIL FROM:<a@x>\r\n"),
+            ("S", b"HTTP/1.1 400 Bad Request\r\n"),
+            ("DRAIN", 1.0),
+        ],
+        error=errors.ProtocolError,
+        match="MAIL",
+    ),
+    Scenario(
+        "SMTPUTF8 needed but not offered: nothing sent",
+        [*GREET, ("S", b"250 mx.test\r\n"), *QUIT],
+        recipients=["bé@y"],
+        error=errors.ExtensionNotSupported,
+        match="SMTPUTF8",
+    ),
+]
+
+
+def _check(s: Scenario, server: ScriptedServer, outcome: object) -> None:
+    assert server.errors == [], server.errors
+    if s.error is not None:
+        assert isinstance(outcome, s.error), outcome
+        assert inspect.cleandoc(s.match) == "" or __import__("re").search(s.match, str(outcome))
+        return
+    assert isinstance(outcome, SendResult), outcome
+    assert outcome.accepted == s.accepted
+    assert sorted(outcome.refused) == sorted(s.refused)
+
+
+def _options(s: Scenario) -> dict[str, object]:
+    return {"tls": "none", "local_hostname": "client.test", "timeout": 3.0, **s.options}
+
+
+@pytest.mark.parametrize("s", SCENARIOS, ids=lambda s: s.name)
+def test_sync(s: Scenario) -> None:
+    with ScriptedServer(s.script) as server:
+        outcome: object
+        try:
+            with Client("127.0.0.1", server.port, **_options(s)) as client:  # type: ignore[arg-type]
+                outcome = client.send(MSG, sender="a@x", recipients=s.recipients)
+        except errors.SMTPError as exc:
+            outcome = exc
+    _check(s, server, outcome)
+
+
+@pytest.mark.parametrize("s", SCENARIOS, ids=lambda s: s.name)
+def test_async(s: Scenario) -> None:
+    async def main() -> object:
+        try:
+            async with AsyncClient("127.0.0.1", server.port, **_options(s)) as client:  # type: ignore[arg-type]
+                return await client.send(MSG, sender="a@x", recipients=s.recipients)
+        except errors.SMTPError as exc:
+            return exc
+
+    with ScriptedServer(s.script) as server:
+        outcome = asyncio.run(main())
+    _check(s, server, outcome)
+
+
+def test_public_signatures_match() -> None:
+    """AsyncClient mirrors Client: same constructor, same methods, same parameters."""
+    assert inspect.signature(Client.__init__).parameters.keys() == (
+        inspect.signature(AsyncClient.__init__).parameters.keys()
+    )
+    public = {n for n in dir(Client) if not n.startswith("_")}
+    apublic = {n for n in dir(AsyncClient) if not n.startswith("_")}
+    assert public == apublic
+    for name in sorted(public):
+        sync, asyn = getattr(Client, name), getattr(AsyncClient, name)
+        if not callable(sync):
+            continue
+        sp = dict(inspect.signature(sync).parameters)
+        ap = dict(inspect.signature(asyn).parameters)
+        # The one documented difference: a thread-safe cancel handle on the sync
+        # side; asyncio cancels the task instead.
+        sp.pop("cancel", None)
+        assert sp.keys() == ap.keys(), name
+        for key in sp:
+            assert sp[key].kind == ap[key].kind, (name, key)
+            assert sp[key].default == ap[key].default, (name, key)
+        assert (
+            inspect.iscoroutinefunction(asyn)
+            or inspect.isasyncgenfunction(asyn)
+            or (name in ("close", "tls_info"))
+        ), name
