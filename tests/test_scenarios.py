@@ -308,3 +308,100 @@ def test_public_signatures_match() -> None:
             or inspect.isasyncgenfunction(asyn)
             or (name in ("close", "tls_info"))
         ), name
+
+
+# -- several messages over one pipelined connection ----------------------------------
+
+MANY_DATA = [
+    *GREET,
+    ("S", b"250-mx.test\r\n250 PIPELINING\r\n"),
+    ("C", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+    ("S", b"250 ok\r\n250 ok\r\n354 go\r\n"),
+    # message 1's content and "." travel with message 2's group (RFC 2920 §3.1):
+    # the server answers only once it has all of it.
+    ("C", WIRE + b"MAIL FROM:<a@x>\r\nRCPT TO:<nobody@y>\r\nDATA\r\n"),
+    ("S", b"250 2.0.0 queued as 1\r\n250 ok\r\n550 5.1.1 unknown\r\n554 no valid recipients\r\n"),
+    ("C", b"RSET\r\n"),
+    ("S", b"250 ok\r\n"),
+    ("C", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+    ("S", b"250 ok\r\n250 ok\r\n354 go\r\n"),
+    ("C", WIRE),
+    ("S", b"250 2.0.0 queued as 3\r\n"),
+    *QUIT,
+]
+
+MANY_BDAT = [
+    *GREET,
+    ("S", b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+    # three transactions written before any reply is read
+    (
+        "C",
+        (b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG)
+        + (b"MAIL FROM:<a@x>\r\nRCPT TO:<nobody@y>\r\nBDAT 26 LAST\r\n" + MSG)
+        + (b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG),
+    ),
+    (
+        "S",
+        b"250 ok\r\n250 ok\r\n250 2.0.0 Ok: 26 bytes\r\n"
+        b"250 ok\r\n550 5.1.1 unknown\r\n554 5.5.1 no valid recipients\r\n"
+        b"250 ok\r\n250 ok\r\n250 2.0.0 Ok: 26 bytes\r\n",
+    ),
+    *QUIT,
+]
+
+ITEMS = [(MSG, "a@x", ["b@y"]), (MSG, "a@x", ["nobody@y"]), (MSG, "a@x", ["b@y"])]
+
+
+def _check_many(outcomes: list[object]) -> None:
+    assert [type(o).__name__ for o in outcomes] == ["SendResult", "RecipientsRefused", "SendResult"]
+    refused = outcomes[1]
+    assert isinstance(refused, errors.RecipientsRefused)
+    assert refused.refused["nobody@y"].code == 550
+
+
+@pytest.mark.parametrize("script", [MANY_DATA, MANY_BDAT], ids=["data", "bdat"])
+def test_send_many_sync(script: list[tuple[object, ...]]) -> None:
+    with ScriptedServer(script) as server:
+        with Client(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
+        ) as client:
+            outcomes = client.send_many(ITEMS)
+    assert server.errors == []
+    _check_many(list(outcomes))
+
+
+@pytest.mark.parametrize("script", [MANY_DATA, MANY_BDAT], ids=["data", "bdat"])
+def test_send_many_async(script: list[tuple[object, ...]]) -> None:
+    async def main() -> list[object]:
+        async with AsyncClient(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
+        ) as client:
+            return [o async for o in client.send_many(ITEMS)]
+
+    with ScriptedServer(script) as server:
+        outcomes = asyncio.run(main())
+    assert server.errors == []
+    _check_many(outcomes)
+
+
+def test_send_many_reports_every_message_when_the_connection_drops() -> None:
+    script = [
+        *GREET,
+        ("S", b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+        ("C", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG),
+        ("S", b"250 ok\r\n250 ok\r\n"),
+        ("CLOSE",),
+    ]
+    with ScriptedServer(script) as server:
+        with Client(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
+        ) as client:
+            outcomes = client.send_many([ITEMS[0]] * 3, window=1)
+    assert len(outcomes) == 3
+    # 1 and 2 were written in full (BDAT ... LAST): they may have been delivered;
+    # 3 was never sent, and says so.
+    assert isinstance(outcomes[0], errors.PossiblyDelivered)
+    assert isinstance(outcomes[1], errors.PossiblyDelivered)
+    assert isinstance(outcomes[2], errors.ServerDisconnected)
+    assert not isinstance(outcomes[2], errors.PossiblyDelivered)
+    assert "not sent" in str(outcomes[2])

@@ -10,6 +10,7 @@ from ._core.extensions import Extensions
 from ._core.reply import EnhancedStatus, Reply
 from ._core.sasl import NoCommonMechanism, SASLError
 from ._core.timeouts import Timeouts
+from .aio import AsyncClient
 from .client import CancelHandle, Client, TLSMode
 from .errors import (
     AuthenticationError,
@@ -40,6 +41,7 @@ from .parameters import Parameter
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
     "AuthenticationError",
     "CancelHandle",
     "CancelledSend",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +19,7 @@ from ._net.tls import make_context
 from .errors import ExtensionNotSupported, TLSRequired
 from .trace import Tracer
 
-__all__ = ["TLS_MODES", "BaseClient", "TLSMode"]
+__all__ = ["TLS_MODES", "BaseClient", "TLSMode", "unpack_item"]
 
 TLSMode = Literal["starttls", "implicit", "opportunistic", "none"]
 TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
@@ -143,6 +143,17 @@ class BaseClient:
             port=self.port,
         )
 
+    def _prepared_items(
+        self, messages: Iterable[tuple[int, object]]
+    ) -> Iterator[tuple[int, PreparedMessage | BaseException]]:
+        """Each (index, message) prepared, or the ``ValueError``/``TypeError`` it raised."""
+        for index, item in messages:
+            try:
+                message, sender, recipients = unpack_item(item)
+                yield index, self._prepare(message, sender, recipients, None, None)
+            except (ValueError, TypeError) as exc:
+                yield index, exc
+
     @staticmethod
     def _prepare(
         message: object,
@@ -158,3 +169,12 @@ class BaseClient:
             mail_params=params_from(mail_options or {}),
             rcpt_params=params_from(rcpt_options or {}),
         )
+
+
+def unpack_item(item: object) -> tuple[object, str | None, Sequence[str] | None]:
+    """A ``send_many`` item: a message, or ``(message, sender, recipients)``."""
+    if isinstance(item, tuple):
+        if len(item) != 3:
+            raise ValueError("send_many items are messages or (message, sender, recipients)")
+        return item[0], item[1], item[2]
+    return item, None, None

@@ -26,7 +26,15 @@ from .errors import (
 )
 from .trace import Tracer
 
-__all__ = ["CHUNK", "DEAD", "DriverBase", "Usable", "aiter_content", "iter_content"]
+__all__ = [
+    "CHUNK",
+    "DEAD",
+    "DriverBase",
+    "Usable",
+    "aiter_content",
+    "iter_content",
+    "not_sent",
+]
 
 #: Size of the pieces read from files and cut from large byte strings.
 CHUNK = 1 << 20
@@ -105,6 +113,15 @@ class DriverBase:
         # could pair with the wrong command: the connection is never reused.
         self.conn.reset_after_error()
         self.out.clear()
+
+
+def not_sent(exc: BaseException) -> ServerDisconnected:
+    """The outcome of a message that was never sent because the connection broke."""
+    err = ServerDisconnected(
+        f"not sent: the connection broke before this message ({exc})", step="send"
+    )
+    err.__cause__ = exc
+    return err
 
 
 def _chunk_bytes(content: bytes) -> Iterator[bytes]:

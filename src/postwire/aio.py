@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import socket
 import ssl
@@ -14,17 +15,19 @@ from typing import Any, TypeVar
 
 from ._base import BaseClient, TLSMode
 from ._core import procedures as p
+from ._core.batch import send_batch
 from ._core.body import BodyEncoder
 from ._core.commands import Noop
 from ._core.connection import NEED_DATA, ConnectionClosed, SMTPConnection
 from ._core.envelope import SendResult
+from ._core.message import PreparedMessage
 from ._core.names import ehlo_name
 from ._core.reply import Reply
 from ._core.timeouts import Timeouts
-from ._driver import FLUSH_AT, DriverBase, Usable, aiter_content
+from ._driver import FLUSH_AT, DriverBase, Usable, aiter_content, not_sent
 from ._net.aio import AsyncStream, open_connection
 from ._net.tls import explain_tls_error
-from .client import _greeting_hint, _simple, _unpack
+from .client import BATCH, _greeting_hint, _simple
 from .errors import SMTPError, Timeout, TLSError
 from .trace import Tracer
 
@@ -53,37 +56,42 @@ class AsyncSession(DriverBase):
         self,
         proc: Generator[p.Effect, Reply | None, T],
         *,
-        content: object = None,
         size: int = 0,
         hook: Callable[[], object] | None = None,
     ) -> T:
         """Perform the procedure's effects until it returns; return its value."""
         value: Reply | None = None
+        error: BaseException | None = None
         try:
             while True:
                 try:
-                    effect = proc.send(value)
+                    # A failed effect is thrown into the procedure at its yield,
+                    # so it can account for what was in flight.
+                    effect = proc.send(value) if error is None else proc.throw(error)
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
                 except SMTPError as exc:
                     raise self.refusal(exc) from None
-                value = None
-                if isinstance(effect, p.Send):
-                    self.tracer.sent(effect.data, effect.secret)
-                    self.out += effect.data
-                    if len(self.out) >= FLUSH_AT:
+                value = error = None
+                try:
+                    if isinstance(effect, p.Send):
+                        self.tracer.sent(effect.data, effect.secret)
+                        self.out += effect.data
+                        if len(self.out) >= FLUSH_AT:
+                            await self._flush()
+                    elif isinstance(effect, p.Recv):
                         await self._flush()
-                elif isinstance(effect, p.Recv):
-                    await self._flush()
-                    value = await self._read_reply(effect.wait, size)
-                elif isinstance(effect, p.SendBody):
-                    await self._send_body(effect.encoder, content, hook)
-                else:
-                    await self._flush()
-                    if self.tls_upgrade is None:
-                        raise TLSError("no TLS upgrade is configured", step="STARTTLS")
-                    await self.tls_upgrade()
-                    self.tracer.note("TLS started")
+                        value = await self._read_reply(effect.wait, size)
+                    elif isinstance(effect, p.SendBody):
+                        await self._send_body(effect.encoder, effect.content, hook)
+                    else:
+                        await self._flush()
+                        if self.tls_upgrade is None:
+                            raise TLSError("no TLS upgrade is configured", step="STARTTLS")
+                        await self.tls_upgrade()
+                        self.tracer.note("TLS started")
+                except BaseException as exc:  # thrown into the procedure
+                    error = exc
         except Usable as usable:
             raise usable.error from None
         except BaseException:
@@ -276,10 +284,10 @@ class AsyncClient(BaseClient):
                 p.transaction(
                     session.conn,
                     prepared.envelope,
+                    prepared.content,
                     pipelining=self.pipelining,
                     chunking=self.chunking,
                 ),
-                content=prepared.content,
                 size=prepared.envelope.size or 0,
                 hook=end_of_message,
             )
@@ -300,20 +308,65 @@ class AsyncClient(BaseClient):
         finally:
             session.deadline = None
 
-    async def send_many(self, messages: Iterable[object]) -> AsyncIterator[SendResult | SMTPError]:
-        """Send several messages over this connection, yielding one result (or error) each."""
-        broken: SMTPError | None = None
-        for item in messages:
+    async def send_many(
+        self, messages: Iterable[object], *, window: int = 8
+    ) -> AsyncIterator[SendResult | BaseException]:
+        """Send several messages over this connection, yielding one outcome each, in order.
+
+        See :meth:`Client.send_many`.  Messages are pipelined in runs of
+        :data:`BATCH` so outcomes stream out while later messages are sent.
+        """
+        session = self._require()
+        items = self._prepared_items(enumerate(messages))
+        broken: BaseException | None = None
+        while True:
+            run = list(itertools.islice(items, BATCH))
+            if not run:
+                return
+            outcomes: dict[int, SendResult | BaseException] = {}
             if broken is not None:
-                yield broken
-                continue
-            message, sender, recipients = _unpack(item)
-            try:
-                yield await self.send(message, sender=sender, recipients=recipients)
-            except SMTPError as exc:
-                if not self.connected:
+                outcomes.update((i, not_sent(broken)) for i, _ in run)
+            else:
+                try:
+                    if self.pipelining and session.conn.extensions.pipelining:
+                        await session.run(
+                            send_batch(
+                                session.conn, iter(run), outcomes.__setitem__,
+                                chunking=self.chunking, window=window,
+                            )
+                        )  # fmt: skip
+                    else:
+                        for index, item in run:
+                            outcomes[index] = (
+                                item
+                                if isinstance(item, BaseException)
+                                else await self._send_one(session, item)
+                            )
+                except (SMTPError, OSError) as exc:
                     broken = exc
-                yield exc
+                    for index, _ in run:
+                        outcomes.setdefault(index, not_sent(exc))
+            for index, _ in run:
+                yield outcomes[index]
+
+    async def _send_one(
+        self, session: AsyncSession, prepared: PreparedMessage
+    ) -> SendResult | SMTPError:
+        try:
+            return await session.run(
+                p.transaction(
+                    session.conn,
+                    prepared.envelope,
+                    prepared.content,
+                    pipelining=self.pipelining,
+                    chunking=self.chunking,
+                ),
+                size=prepared.envelope.size or 0,
+            )
+        except SMTPError as exc:
+            if not self.connected:
+                raise
+            return exc
 
     async def noop(self) -> Reply:
         """NOOP: checks that the session is alive."""

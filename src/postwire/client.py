@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import ssl
@@ -13,14 +14,16 @@ from typing import Protocol, TypeVar
 
 from ._base import BaseClient, TLSMode
 from ._core import procedures as p
+from ._core.batch import send_batch
 from ._core.body import BodyEncoder
 from ._core.commands import Noop
 from ._core.connection import NEED_DATA, ConnectionClosed, SMTPConnection
 from ._core.envelope import SendResult
+from ._core.message import PreparedMessage
 from ._core.names import ehlo_name
 from ._core.reply import Reply
 from ._core.timeouts import Timeouts
-from ._driver import FLUSH_AT, DriverBase, Usable, iter_content
+from ._driver import FLUSH_AT, DriverBase, Usable, iter_content, not_sent
 from ._net.sync import SocketStream, open_socket
 from ._net.tls import explain_tls_error
 from .errors import CancelledSend, SMTPError, Timeout, TLSError
@@ -31,6 +34,9 @@ __all__ = ["CancelHandle", "Client", "Session", "TLSMode"]
 T = TypeVar("T")
 
 logger = logging.getLogger("postwire")
+
+#: Messages pipelined per run by ``send_many`` (outcomes are collected between runs).
+BATCH = 64
 
 
 class Stream(Protocol):
@@ -118,35 +124,40 @@ class Session(DriverBase):
         self,
         proc: Generator[p.Effect, Reply | None, T],
         *,
-        content: object = None,
         size: int = 0,
         hook: Callable[[], object] | None = None,
         cancel: CancelHandle | None = None,
     ) -> T:
         """Perform the procedure's effects until it returns; return its value."""
         value: Reply | None = None
+        error: BaseException | None = None
         try:
             while True:
                 try:
-                    effect = proc.send(value)
+                    # A failed effect is thrown into the procedure at its yield,
+                    # so it can account for what was in flight.
+                    effect = proc.send(value) if error is None else proc.throw(error)
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
                 except SMTPError as exc:
                     raise self.refusal(exc) from None
-                value = None
-                if isinstance(effect, p.Send):
-                    self.tracer.sent(effect.data, effect.secret)
-                    self.out += effect.data
-                    if len(self.out) >= FLUSH_AT:
+                value = error = None
+                try:
+                    if isinstance(effect, p.Send):
+                        self.tracer.sent(effect.data, effect.secret)
+                        self.out += effect.data
+                        if len(self.out) >= FLUSH_AT:
+                            self._flush()
+                    elif isinstance(effect, p.Recv):
                         self._flush()
-                elif isinstance(effect, p.Recv):
-                    self._flush()
-                    value = self._read_reply(effect.wait, size)
-                elif isinstance(effect, p.SendBody):
-                    self._send_body(effect.encoder, content, hook, cancel)
-                else:
-                    self._flush()
-                    self._upgrade()
+                        value = self._read_reply(effect.wait, size)
+                    elif isinstance(effect, p.SendBody):
+                        self._send_body(effect.encoder, effect.content, hook, cancel)
+                    else:
+                        self._flush()
+                        self._upgrade()
+                except BaseException as exc:  # thrown into the procedure
+                    error = exc
         except Usable as usable:
             raise usable.error from None
         except BaseException:
@@ -389,10 +400,10 @@ class Client(BaseClient):
                 p.transaction(
                     session.conn,
                     prepared.envelope,
+                    prepared.content,
                     pipelining=self.pipelining,
                     chunking=self.chunking,
                 ),
-                content=prepared.content,
                 size=prepared.envelope.size or 0,
                 hook=end_of_message,
                 cancel=cancel,
@@ -407,27 +418,64 @@ class Client(BaseClient):
         finally:
             session.deadline = None
 
-    def send_many(self, messages: Iterable[object]) -> list[SendResult | SMTPError]:
-        """Send several messages over this connection, one result (or error) each.
+    def send_many(
+        self, messages: Iterable[object], *, window: int = 8
+    ) -> list[SendResult | BaseException]:
+        """Send several messages over this connection; one outcome per message, in order.
 
-        Each item is an ``EmailMessage``, or a ``(message, sender,
-        recipients)`` tuple.  A refused message does not stop the others; a
-        broken connection does (the rest are reported with that error).
+        Each item is an ``EmailMessage`` or a ``(message, sender,
+        recipients)`` tuple.  With PIPELINING the messages are pipelined
+        (one round trip per message; with CHUNKING too, up to ``window``
+        messages in flight).  A refused message does not stop the others; a
+        broken connection does, and the messages not sent get its error.
         """
-        results: list[SendResult | SMTPError] = []
-        broken: SMTPError | None = None
-        for item in messages:
+        session = self._require()
+        items = self._prepared_items(enumerate(messages))
+        outcomes: dict[int, SendResult | BaseException] = {}
+        broken: BaseException | None = None
+        # Runs of BATCH messages, as AsyncClient.send_many does.
+        while run := list(itertools.islice(items, BATCH)):
             if broken is not None:
-                results.append(broken)
+                outcomes.update((i, not_sent(broken)) for i, _ in run)
                 continue
-            message, sender, recipients = _unpack(item)
             try:
-                results.append(self.send(message, sender=sender, recipients=recipients))
-            except SMTPError as exc:
-                results.append(exc)
-                if not self.connected:
-                    broken = exc
-        return results
+                if self.pipelining and session.conn.extensions.pipelining:
+                    session.run(
+                        send_batch(
+                            session.conn, iter(run), outcomes.__setitem__,
+                            chunking=self.chunking, window=window,
+                        )
+                    )  # fmt: skip
+                else:
+                    for index, item in run:
+                        outcomes[index] = (
+                            item
+                            if isinstance(item, BaseException)
+                            else self._send_one(session, item)
+                        )
+            except (SMTPError, OSError) as exc:
+                broken = exc
+                for index, _ in run:
+                    outcomes.setdefault(index, not_sent(exc))
+        return [outcomes[i] for i in range(len(outcomes))]
+
+    def _send_one(self, session: Session, prepared: PreparedMessage) -> SendResult | SMTPError:
+        """One transaction; a refusal is returned, a broken connection raised."""
+        try:
+            return session.run(
+                p.transaction(
+                    session.conn,
+                    prepared.envelope,
+                    prepared.content,
+                    pipelining=self.pipelining,
+                    chunking=self.chunking,
+                ),
+                size=prepared.envelope.size or 0,
+            )
+        except SMTPError as exc:
+            if not self.connected:
+                raise
+            return exc
 
     def noop(self) -> Reply:
         """NOOP: checks that the session is alive."""
@@ -480,14 +528,6 @@ def _simple(conn: SMTPConnection, command: Noop) -> Generator[p.Effect, Reply | 
     reply = yield p.Recv()
     assert reply is not None
     return reply
-
-
-def _unpack(item: object) -> tuple[object, str | None, Sequence[str] | None]:
-    if isinstance(item, tuple):
-        if len(item) != 3:
-            raise ValueError("send_many items are messages or (message, sender, recipients)")
-        return item[0], item[1], item[2]
-    return item, None, None
 
 
 def _greeting_hint(exc: Timeout, client: BaseClient) -> Timeout:

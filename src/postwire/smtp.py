@@ -380,8 +380,14 @@ def _run(
             )
             session.run(p.authenticate(conn, mech))
         result = session.run(
-            p.transaction(conn, envelope, pipelining=False, chunking=False, require_all=True),
-            content=_content(header, message),
+            p.transaction(
+                conn,
+                envelope,
+                _content(header, message),
+                pipelining=False,
+                chunking=False,
+                require_all=True,
+            ),
             hook=hook,
             cancel=cancel,
         )

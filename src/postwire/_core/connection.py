@@ -85,6 +85,11 @@ class SMTPConnection:
     # -- sending ---------------------------------------------------------------
 
     @property
+    def transaction_id(self) -> int:
+        """A number that grows with every MAIL sent (identifies the current transaction)."""
+        return self._tx
+
+    @property
     def pending(self) -> tuple[c.Command, ...]:
         """Commands written whose replies have not arrived, oldest first."""
         return tuple(p.command for p in self._pending)

@@ -95,6 +95,8 @@ class SendBody:
     """
 
     encoder: BodyEncoder
+    #: The message content, opaque to the core: bytes, a file, an (async) iterable.
+    content: object = None
 
 
 Effect = Send | Recv | UpgradeTLS | SendBody
@@ -262,6 +264,7 @@ def mail_params(conn: SMTPConnection, envelope: Envelope) -> c.Params:
 def transaction(
     conn: SMTPConnection,
     envelope: Envelope,
+    content: object = None,
     *,
     pipelining: bool | None = None,
     chunking: bool | None = None,
@@ -319,7 +322,7 @@ def transaction(
         raise RecipientsRefused(refused)
 
     if bdat:
-        return (yield from _send_bdat(conn, envelope, pipe, accepted, refused))
+        return (yield from _send_bdat(conn, envelope, content, pipe, accepted, refused))
 
     yield Send(conn.send(c.Data()))
     if pipe:
@@ -346,7 +349,7 @@ def transaction(
             raise SenderRefused("MAIL", mail_reply)
         raise RecipientsRefused(refused)
     body = DataBody(conn)
-    yield SendBody(body)
+    yield SendBody(body, content)
     final = yield from _recv(Wait.DATA_END)
     if not final.is_positive:
         if final.code == 421:
@@ -358,6 +361,7 @@ def transaction(
 def _send_bdat(
     conn: SMTPConnection,
     envelope: Envelope,
+    content: object,
     pipe: bool,
     accepted: list[str],
     refused: dict[str, Reply],
@@ -366,13 +370,13 @@ def _send_bdat(
     mail_reply: Reply | None = None
     if pipe:
         # RFC 3030 §4.2 with RFC 2920: MAIL, RCPT and the chunks in one go.
-        yield SendBody(body)
+        yield SendBody(body, content)
         mail_reply = yield from _recv()
         for rcpt in envelope.recipients:
             r = yield from _recv()
             _record(rcpt, r, accepted, refused)
     else:
-        yield SendBody(body)
+        yield SendBody(body, content)
     failure: Reply | None = None
     final: Reply | None = None
     for i in range(body.replies):

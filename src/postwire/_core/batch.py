@@ -1,0 +1,226 @@
+"""Many messages over one pipelined connection (RFC 2920 §3.1, RFC 3030 §4.2).
+
+With DATA, each message's content, its final ``.`` and the next message's
+MAIL, RCPT and DATA go out in one write, and the replies to all of them come
+back together: one round trip per message.  With CHUNKING, a message is
+MAIL + RCPT + ``BDAT n LAST`` + content and needs no 354 in between, so
+several transactions are written before the first replies are read: up to
+``window`` messages (and about ``window_bytes`` of content) are in flight.
+
+Every message gets exactly one outcome through ``on_result``: a
+:class:`SendResult`, or the error that says why it was not delivered (or, for
+a connection lost after its end of data, that it may have been).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+
+from ..errors import (
+    DataError,
+    PossiblyDelivered,
+    RecipientsRefused,
+    SenderRefused,
+    SMTPError,
+)
+from . import commands as c
+from .body import BdatBody, DataBody
+from .connection import SMTPConnection
+from .envelope import Envelope, SendResult
+from .message import PreparedMessage
+from .procedures import Effect, Recv, Send, SendBody, Wait, mail_params, reset
+from .reply import Reply
+from .state import State
+
+__all__ = ["Outcome", "send_batch"]
+
+Outcome = SendResult | BaseException
+OnResult = Callable[[int, Outcome], None]
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A message whose replies are still owed."""
+
+    index: int
+    envelope: Envelope
+    tx: int
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, Reply] = field(default_factory=dict)
+    mail: Reply | None = None
+    body: BdatBody | None = None
+    #: DATA mode: the "." went out with no content (nothing was accepted).
+    lone_dot: bool = False
+    end_sent: bool = False
+    size: int = 0
+    reported: bool = False
+
+
+def _report(f: _Flight, on_result: OnResult, outcome: Outcome) -> None:
+    f.reported = True
+    on_result(f.index, outcome)
+
+
+def _recv(wait: Wait = Wait.COMMAND) -> Generator[Effect, Reply | None, Reply]:
+    reply = yield Recv(wait)
+    assert reply is not None
+    return reply
+
+
+def _refusal(f: _Flight) -> SMTPError:
+    if f.mail is not None and not f.mail.is_positive:
+        return SenderRefused("MAIL", f.mail)
+    return RecipientsRefused(f.refused)
+
+
+def send_batch(
+    conn: SMTPConnection,
+    items: Iterable[tuple[int, PreparedMessage | BaseException]],
+    on_result: OnResult,
+    *,
+    chunking: bool = True,
+    window: int = 8,
+    window_bytes: int = 1 << 20,
+) -> Generator[Effect, Reply | None, None]:
+    """Send every message of ``items`` pipelined; report each through ``on_result``.
+
+    The server must offer PIPELINING.  An exception that breaks the
+    connection propagates after every message in flight got its outcome.
+    """
+    if not conn.extensions.pipelining:
+        raise ValueError("send_batch needs a server that offers PIPELINING")
+    if window < 1:
+        raise ValueError("window must be at least 1")
+    bdat = chunking and conn.extensions.chunking
+    flights: deque[_Flight] = deque()
+    try:
+        for index, item in items:
+            if isinstance(item, BaseException):
+                on_result(index, item)
+                continue
+            try:
+                params = mail_params(conn, item.envelope)
+            except SMTPError as exc:
+                on_result(index, exc)
+                continue
+            env = item.envelope
+            yield Send(conn.send(c.Mail(env.sender, params)))
+            flight = _Flight(index, env, conn.transaction_id, size=env.size or 0)
+            for rcpt in env.recipients:
+                yield Send(conn.send(c.Rcpt(rcpt, env.rcpt_params)))
+            if bdat:
+                flight.body = BdatBody(conn)
+                yield SendBody(flight.body, item.content)
+                flight.end_sent = True
+                flights.append(flight)
+                while len(flights) > window or (
+                    len(flights) > 1 and sum(f.size for f in flights) > window_bytes
+                ):
+                    yield from _collect_bdat(conn, flights[0], on_result)
+                    flights.popleft()
+                continue
+            yield Send(conn.send(c.Data()))
+            flights.append(flight)
+            # RFC 2920 §3.1: the previous message's "." went out with this group;
+            # its reply comes first.
+            if len(flights) > 1:
+                yield from _collect_data_end(flights[0], on_result)
+                flights.popleft()
+            yield from _start_data(conn, flight, item.content, on_result)
+            if not flight.end_sent:
+                flights.pop()
+        # Collect a flight before dropping it: if the connection fails meanwhile,
+        # the handler below still gives it an outcome.
+        while flights:
+            if bdat:
+                yield from _collect_bdat(conn, flights[0], on_result)
+            else:
+                yield from _collect_data_end(flights[0], on_result)
+            flights.popleft()
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        for f in flights:
+            if not f.reported:
+                _report(f, on_result, _lost(f, exc))
+        raise
+
+
+def _lost(f: _Flight, exc: BaseException) -> BaseException:
+    if f.end_sent and not isinstance(exc, PossiblyDelivered) and isinstance(exc, SMTPError):
+        lost = PossiblyDelivered(
+            f"the connection failed after the end of this message and before its reply "
+            f"({exc}): the message may have been delivered",
+            step="end of data",
+        )
+        lost.__cause__ = exc
+        return lost
+    return exc
+
+
+def _start_data(
+    conn: SMTPConnection, f: _Flight, content: object, on_result: OnResult
+) -> Generator[Effect, Reply | None, None]:
+    f.mail = yield from _recv()
+    for rcpt in f.envelope.recipients:
+        r = yield from _recv()
+        (f.accepted.append(rcpt) if r.is_positive else f.refused.__setitem__(rcpt, r))
+    data = yield from _recv()
+    if data.code == 354:
+        if f.mail.is_positive and f.accepted:
+            yield SendBody(DataBody(conn), content)
+        else:
+            # RFC 2920 §3.1: DATA accepted though nothing else was: a lone ".".
+            f.lone_dot = True
+            yield Send(conn.end_data())
+        f.end_sent = True
+        return
+    refused = not f.mail.is_positive or not f.accepted
+    error: SMTPError = _refusal(f) if refused else DataError("DATA", data)
+    if data.code == 421:
+        raise error  # reported for this message by send_batch's handler
+    _report(f, on_result, error)
+    # The transaction may still be open on the server: close it before the next.
+    if conn.state is not State.CLOSED:
+        yield from reset(conn)
+
+
+def _collect_data_end(f: _Flight, on_result: OnResult) -> Generator[Effect, Reply | None, None]:
+    final = yield from _recv(Wait.DATA_END)
+    if f.lone_dot:
+        _report(f, on_result, _refusal(f))
+    elif final.is_positive:
+        _report(f, on_result, SendResult(f.accepted, f.refused, final))
+    else:
+        _report(f, on_result, DataError("end of data", final))
+
+
+def _collect_bdat(
+    conn: SMTPConnection, f: _Flight, on_result: OnResult
+) -> Generator[Effect, Reply | None, None]:
+    assert f.body is not None
+    f.mail = yield from _recv()
+    for rcpt in f.envelope.recipients:
+        r = yield from _recv()
+        (f.accepted.append(rcpt) if r.is_positive else f.refused.__setitem__(rcpt, r))
+    failure: Reply | None = None
+    final: Reply | None = None
+    for i in range(f.body.replies):
+        r = yield from _recv(Wait.DATA_END if i == f.body.replies - 1 else Wait.COMMAND)
+        if not r.is_positive and failure is None:
+            failure = r
+        final = r
+    assert final is not None
+    if f.mail.is_positive and f.accepted and failure is None:
+        _report(f, on_result, SendResult(f.accepted, f.refused, final))
+        return
+    if not f.mail.is_positive or not f.accepted:
+        _report(f, on_result, _refusal(f))
+    else:
+        assert failure is not None
+        _report(f, on_result, DataError("BDAT", failure))
+    # RFC 3030 §2: RSET after a failed BDAT, if no later transaction was started.
+    if conn.transaction_id == f.tx and conn.state is not State.CLOSED:
+        yield from reset(conn)
