@@ -37,11 +37,13 @@ from .errors import (
     TLSRequired,
 )
 from .parameters import Parameter
+from .pool import AsyncPool, Pool
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "AsyncPool",
     "AuthenticationError",
     "CancelHandle",
     "CancelledSend",
@@ -59,6 +61,7 @@ __all__ = [
     "MessageTooLarge",
     "NoCommonMechanism",
     "Parameter",
+    "Pool",
     "PossiblyDelivered",
     "ProtocolError",
     "RecipientsRefused",

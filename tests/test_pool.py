@@ -1,0 +1,149 @@
+"""Pool and AsyncPool against the capture server and Postfix, and the pure bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from postwire import RecipientsRefused, SendResult
+from postwire._core.pooling import Action, PoolPolicy, RateLimiter, Record, retryable
+from postwire.capture import CaptureServer
+from postwire.errors import PossiblyDelivered, ServerDisconnected
+from postwire.pool import AsyncPool, Pool
+from servers.postfix import PostfixServer, strip_trace
+
+
+def _items(n: int, rcpt: str = "alice@test.example") -> list[tuple[bytes, str, list[str]]]:
+    return [
+        (f"Subject: pooled {i}\r\nMessage-ID: <p{i}@x>\r\n\r\nbody {i}\r\n".encode(), "s@x", [rcpt])
+        for i in range(n)
+    ]
+
+
+# -- pure bookkeeping --------------------------------------------------------------------
+
+
+def test_policy_actions() -> None:
+    policy = PoolPolicy(max_messages=3, idle_timeout=60, check_after=5)
+    assert policy.action(Record(0, 0), 1) is Action.REUSE
+    assert policy.action(Record(0, 0), 6) is Action.CHECK
+    assert policy.action(Record(0, 0), 61) is Action.RETIRE
+    assert policy.action(Record(0, 0, messages=3), 1) is Action.RETIRE
+    assert PoolPolicy(max_age=10).action(Record(0, 9), 11) is Action.RETIRE
+    with pytest.raises(ValueError):
+        PoolPolicy(max_messages=0)
+
+
+def test_rate_limiter_is_shared_and_books_ahead() -> None:
+    limiter = RateLimiter(rate=10, burst=2)
+    assert limiter.reserve(0.0) == 0
+    assert limiter.reserve(0.0) == 0
+    assert limiter.reserve(0.0) == pytest.approx(0.1)
+    assert limiter.reserve(0.0) == pytest.approx(0.2)
+    assert limiter.reserve(1.0) == 0  # refilled (capped at the burst)
+    assert limiter.reserve(0.0 + 1.0, 5) == pytest.approx(0.4)
+
+
+def test_retryable() -> None:
+    assert retryable(ServerDisconnected("x"))
+    assert not retryable(PossiblyDelivered("x"))
+    assert not retryable(RecipientsRefused({}))
+    assert not retryable(SendResult(["a"]))
+
+
+# -- real servers -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def capture() -> Iterator[CaptureServer]:
+    with CaptureServer(tls="none") as server:
+        yield server
+
+
+def test_pool_send_many_in_order_over_several_connections(postfix_inbox: PostfixServer) -> None:
+    items = _items(150)
+    items[10] = (items[10][0], "s@x", [postfix_inbox.rejected_recipient])
+    with Pool(
+        postfix_inbox.host,
+        postfix_inbox.smtp_port,
+        cafile=postfix_inbox.ca_file,
+        max_connections=4,
+        max_messages_per_connection=40,
+    ) as pool:
+        outcomes = pool.send_many(items)
+        assert pool.connections_opened >= 2
+    assert len(outcomes) == 150
+    assert isinstance(outcomes[10], RecipientsRefused)
+    good = [o for i, o in enumerate(outcomes) if i != 10]
+    assert all(isinstance(o, SendResult) and o.accepted == ["alice@test.example"] for o in good)
+    arrived = sorted(strip_trace(m) for m in postfix_inbox.wait_for_messages(149, timeout=30))
+    assert arrived == sorted(body for i, (body, _, _) in enumerate(items) if i != 10)
+
+
+def test_pool_send_reuses_connections(capture: CaptureServer) -> None:
+    with Pool("127.0.0.1", capture.port, tls="none", max_connections=2) as pool:
+        for i in range(5):
+            pool.send(b"Subject: %d\r\n\r\nx\r\n" % i, sender="a@x", recipients=["b@y"])
+        assert pool.connections_opened == 1
+    assert len(capture.wait_for(5)) == 5
+
+
+def test_pool_replaces_a_dropped_idle_connection(capture: CaptureServer) -> None:
+    with Pool("127.0.0.1", capture.port, tls="none", check_after=0.0) as pool:
+        pool.send(b"x\r\n", sender="a@x", recipients=["b@y"])
+        # Break the idle connection behind the pool's back.
+        client, _ = pool._idle[0]
+        assert client._session is not None
+        client._session.stream.sock.close()
+        pool.send(b"y\r\n", sender="a@x", recipients=["b@y"])
+        assert pool.connections_opened == 2
+    assert [m.data for m in capture.wait_for(2)] == [b"x\r\n", b"y\r\n"]
+
+
+def test_pool_rate_limit_is_enforced_before_sending(capture: CaptureServer) -> None:
+    with Pool(
+        "127.0.0.1", capture.port, tls="none", max_connections=3, rate_limit=20, rate_burst=1
+    ) as pool:
+        t0 = time.monotonic()
+        outcomes = pool.send_many(_items(10, "b@y"))
+        elapsed = time.monotonic() - t0
+    assert all(isinstance(o, SendResult) for o in outcomes)
+    # 10 messages at 20/s with a burst of 1 cannot finish in less than ~0.45 s.
+    assert elapsed >= 0.4
+
+
+def test_async_pool_yields_in_order(postfix_inbox: PostfixServer) -> None:
+    items = _items(80)
+
+    async def main() -> list[object]:
+        async with AsyncPool(
+            postfix_inbox.host,
+            postfix_inbox.smtp_port,
+            cafile=postfix_inbox.ca_file,
+            max_connections=5,
+        ) as pool:
+            out = [o async for o in pool.send_many(items)]
+            assert pool.connections_opened >= 2
+            return out
+
+    outcomes = asyncio.run(main())
+    assert len(outcomes) == 80
+    assert all(isinstance(o, SendResult) for o in outcomes)
+    arrived = sorted(strip_trace(m) for m in postfix_inbox.wait_for_messages(80, timeout=30))
+    assert arrived == sorted(body for body, _, _ in items)
+
+
+def test_async_pool_send(capture: CaptureServer) -> None:
+    async def main() -> None:
+        async with AsyncPool("127.0.0.1", capture.port, tls="none", max_connections=2) as pool:
+            results = await asyncio.gather(
+                *(pool.send(b"m%d\r\n" % i, sender="a@x", recipients=["b@y"]) for i in range(6))
+            )
+            assert all(r.accepted == ["b@y"] for r in results)
+            assert pool.connections_opened <= 2
+
+    asyncio.run(main())
+    assert sorted(m.data for m in capture.wait_for(6)) == sorted(b"m%d\r\n" % i for i in range(6))
