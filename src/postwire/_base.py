@@ -15,7 +15,7 @@ from ._core.reply import Reply
 from ._core.sasl import Mechanism, choose_mechanism
 from ._core.timeouts import Timeouts
 from ._driver import DEAD
-from ._net.tls import make_context
+from ._net.tls import check_fingerprint, make_context, normalize_fingerprint
 from .errors import ExtensionNotSupported, TLSRequired
 from .trace import Tracer
 
@@ -39,6 +39,7 @@ class BaseClient:
         ssl_context: ssl.SSLContext | None = None,
         cafile: str | Path | None = None,
         server_hostname: str | None = None,
+        tls_fingerprint: str | None = None,
         username: str | None = None,
         password: str | None = None,
         auth_mechanism: str | None = None,
@@ -72,6 +73,9 @@ class BaseClient:
         self._ssl_context = ssl_context
         self._cafile = cafile
         self.server_hostname = server_hostname
+        self.tls_fingerprint = (
+            normalize_fingerprint(tls_fingerprint) if tls_fingerprint is not None else None
+        )
         self._username = username
         self._password = password
         self._auth_mechanism = auth_mechanism
@@ -106,8 +110,21 @@ class BaseClient:
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
-            self._ssl_context = make_context(self._cafile)
+            self._ssl_context = make_context(
+                self._cafile, pinned=self.tls_fingerprint is not None
+            )
         return self._ssl_context
+
+    def _check_pin(self, tls_info: dict[str, object] | None) -> None:
+        """After a handshake: the certificate must match ``tls_fingerprint``, if set."""
+        if self.tls_fingerprint is None:
+            return
+        der = tls_info.get("peercert_der") if tls_info else None
+        check_fingerprint(
+            der if isinstance(der, bytes) else None,
+            self.tls_fingerprint,
+            f"{self.host}:{self.port}",
+        )
 
     def _wants_starttls(self, conn: SMTPConnection) -> bool:
         if conn.tls_active:

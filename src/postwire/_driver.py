@@ -75,6 +75,21 @@ class DriverBase:
             raise Timeout("the send took longer than its total deadline", step="send")
         return left if limit is None else min(limit, left)
 
+    def explain(self, exc: BaseException) -> BaseException:
+        """A timeout caused by the send's total deadline says so."""
+        if (
+            isinstance(exc, Timeout)
+            and self.deadline is not None
+            and time.monotonic() >= self.deadline - 0.01
+            and "total deadline" not in str(exc)
+        ):
+            err = Timeout(
+                f"{exc.step}: the send took longer than its total deadline", step=exc.step
+            )
+            err.__cause__ = exc
+            return err
+        return exc
+
     def refusal(self, exc: BaseException) -> BaseException:
         """Wrap a refusal in :class:`Usable` when the session survives it.
 

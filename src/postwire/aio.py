@@ -28,7 +28,7 @@ from ._driver import FLUSH_AT, DriverBase, Usable, aiter_content, not_sent
 from ._net.aio import AsyncStream, open_connection
 from ._net.tls import explain_tls_error
 from .client import BATCH, _greeting_hint, _simple
-from .errors import SMTPError, Timeout, TLSError
+from .errors import AuthenticationError, SMTPError, Timeout, TLSError
 from .trace import Tracer
 
 __all__ = ["AsyncClient", "AsyncSession"]
@@ -91,7 +91,7 @@ class AsyncSession(DriverBase):
                         await self.tls_upgrade()
                         self.tracer.note("TLS started")
                 except BaseException as exc:  # thrown into the procedure
-                    error = exc
+                    error = self.explain(exc)
         except Usable as usable:
             raise usable.error from None
         except BaseException:
@@ -169,6 +169,7 @@ class AsyncClient(BaseClient):
         ssl_context: ssl.SSLContext | None = None,
         cafile: str | Path | None = None,
         server_hostname: str | None = None,
+        tls_fingerprint: str | None = None,
         username: str | None = None,
         password: str | None = None,
         auth_mechanism: str | None = None,
@@ -184,7 +185,8 @@ class AsyncClient(BaseClient):
     ) -> None:
         super().__init__(
             host, port, tls=tls, ssl_context=ssl_context, cafile=cafile,
-            server_hostname=server_hostname, username=username, password=password,
+            server_hostname=server_hostname, tls_fingerprint=tls_fingerprint,
+            username=username, password=password,
             auth_mechanism=auth_mechanism, oauth2_token=oauth2_token,
             allow_plaintext_auth=allow_plaintext_auth, timeout=timeout, timeouts=timeouts,
             local_hostname=local_hostname, source_address=source_address,
@@ -222,6 +224,7 @@ class AsyncClient(BaseClient):
             if implicit:
                 conn.implicit_tls()
                 self._tracer.note("TLS started")
+                self._check_pin(stream.tls_info())
             # socket.gethostname() reads a kernel value: it never blocks on DNS.
             name = self.local_hostname or ehlo_name(socket.gethostname(), stream.local_address)
             self.local_hostname = name
@@ -232,17 +235,28 @@ class AsyncClient(BaseClient):
             if self._wants_starttls(conn):
                 reply = await session.run(p.starttls(conn, name))
             if self._username is not None:
-                token = self._oauth2_token() if callable(self._oauth2_token) else self._oauth2_token
-                if inspect.isawaitable(token):
-                    token = await token
-                mechanism = self._mechanism(conn, self._check_token(token))
-                await session.run(p.authenticate(conn, mechanism))
+                await self._login(session, conn)
         except BaseException:
             stream.abort()
             self._session = self._conn = None
             raise
         self.ehlo_reply = reply
         return reply
+
+    async def _login(self, session: AsyncSession, conn: SMTPConnection) -> None:
+        # See Client._login: the provider (sync or async) is asked again once.
+        provider = self._oauth2_token if callable(self._oauth2_token) else None
+        for attempt in (1, 2):
+            token = provider() if provider is not None else self._oauth2_token
+            if inspect.isawaitable(token):
+                token = await token
+            mechanism = self._mechanism(conn, self._check_token(token))
+            try:
+                await session.run(p.authenticate(conn, mechanism))
+                return
+            except AuthenticationError:
+                if attempt == 2 or provider is None or not self.connected:
+                    raise
 
     async def _starttls_upgrade(self) -> None:
         assert self._session is not None
@@ -258,6 +272,7 @@ class AsyncClient(BaseClient):
             raise TLSError(
                 f"TLS handshake with {self.host}:{self.port} failed: {exc}", step="TLS"
             ) from exc
+        self._check_pin(self.tls_info())
 
     def _require(self) -> AsyncSession:
         if self._session is None or not self.connected:

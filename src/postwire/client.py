@@ -26,7 +26,7 @@ from ._core.timeouts import Timeouts
 from ._driver import FLUSH_AT, DriverBase, Usable, iter_content, not_sent
 from ._net.sync import SocketStream, open_socket
 from ._net.tls import explain_tls_error
-from .errors import CancelledSend, SMTPError, Timeout, TLSError
+from .errors import AuthenticationError, CancelledSend, SMTPError, Timeout, TLSError
 from .trace import Tracer
 
 __all__ = ["CancelHandle", "Client", "Session", "TLSMode"]
@@ -157,7 +157,7 @@ class Session(DriverBase):
                         self._flush()
                         self._upgrade()
                 except BaseException as exc:  # thrown into the procedure
-                    error = exc
+                    error = self.explain(exc)
         except Usable as usable:
             raise usable.error from None
         except BaseException:
@@ -247,6 +247,9 @@ class Client(BaseClient):
             ``ssl_context``).
         server_hostname: the name to verify the certificate against (and
             to send in SNI) when it differs from ``host``.
+        tls_fingerprint: pin the server certificate's SHA-256 fingerprint
+            (hex, colons allowed); without ``cafile`` it replaces chain
+            verification, for self-signed servers.
         username, password: credentials for AUTH.
         auth_mechanism: force one SASL mechanism instead of the strongest
             both sides support.
@@ -271,6 +274,7 @@ class Client(BaseClient):
         ssl_context: ssl.SSLContext | None = None,
         cafile: str | Path | None = None,
         server_hostname: str | None = None,
+        tls_fingerprint: str | None = None,
         username: str | None = None,
         password: str | None = None,
         auth_mechanism: str | None = None,
@@ -286,7 +290,8 @@ class Client(BaseClient):
     ) -> None:
         super().__init__(
             host, port, tls=tls, ssl_context=ssl_context, cafile=cafile,
-            server_hostname=server_hostname, username=username, password=password,
+            server_hostname=server_hostname, tls_fingerprint=tls_fingerprint,
+            username=username, password=password,
             auth_mechanism=auth_mechanism, oauth2_token=oauth2_token,
             allow_plaintext_auth=allow_plaintext_auth, timeout=timeout, timeouts=timeouts,
             local_hostname=local_hostname, source_address=source_address,
@@ -330,15 +335,27 @@ class Client(BaseClient):
             if self._wants_starttls(conn):
                 reply = session.run(p.starttls(conn, name))
             if self._username is not None:
-                token = self._oauth2_token() if callable(self._oauth2_token) else self._oauth2_token
-                mechanism = self._mechanism(conn, self._check_token(token))
-                session.run(p.authenticate(conn, mechanism))
+                self._login(session, conn)
         except BaseException:
             stream.close()
             self._session = self._conn = None
             raise
         self.ehlo_reply = reply
         return reply
+
+    def _login(self, session: Session, conn: SMTPConnection) -> None:
+        # A token provider is called right before AUTH, and once more if the
+        # server refuses the token (it may have expired in between).
+        provider = self._oauth2_token if callable(self._oauth2_token) else None
+        for attempt in (1, 2):
+            token = provider() if provider is not None else self._oauth2_token
+            mechanism = self._mechanism(conn, self._check_token(token))
+            try:
+                session.run(p.authenticate(conn, mechanism))
+                return
+            except AuthenticationError:
+                if attempt == 2 or provider is None or not self.connected:
+                    raise
 
     def _handshake(self, timeout: float | None, *, implicit: bool) -> None:
         assert self._session is not None
@@ -354,6 +371,7 @@ class Client(BaseClient):
             raise TLSError(
                 f"TLS handshake with {self.host}:{self.port} failed: {exc}", step="TLS"
             ) from exc
+        self._check_pin(self.tls_info())
 
     def _starttls_upgrade(self) -> None:
         self._handshake(self.timeouts.command, implicit=False)

@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from pathlib import Path
 
 from ..errors import CertificateError, TLSError
 
-__all__ = ["explain_tls_error", "make_context"]
+__all__ = ["check_fingerprint", "explain_tls_error", "make_context", "normalize_fingerprint"]
 
 
-def make_context(cafile: str | Path | None = None) -> ssl.SSLContext:
-    """A client context that verifies the certificate and host name (TLS 1.2+)."""
+def make_context(cafile: str | Path | None = None, *, pinned: bool = False) -> ssl.SSLContext:
+    """A client context that verifies the certificate and host name (TLS 1.2+).
+
+    With ``pinned`` (a certificate fingerprint is given) and no ``cafile``,
+    the chain is not verified: the fingerprint check after the handshake
+    replaces it, as msmtp's ``tls_fingerprint`` does, for self-signed servers.
+    """
     ctx = ssl.create_default_context(cafile=str(cafile) if cafile is not None else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if pinned and cafile is None:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def normalize_fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint as 64 lower-case hex digits (colons and case ignored)."""
+    hexits = text.replace(":", "").replace(" ", "").lower()
+    if len(hexits) != 64 or any(ch not in "0123456789abcdef" for ch in hexits):
+        raise ValueError(
+            "tls_fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed"
+        )
+    return hexits
+
+
+def check_fingerprint(der: bytes | None, expected: str, peer: str) -> None:
+    """Raise :class:`CertificateError` unless the certificate has the pinned fingerprint."""
+    got = hashlib.sha256(der).hexdigest() if der else "(no certificate)"
+    if got != expected:
+        pretty = ":".join(got[i : i + 2] for i in range(0, len(got), 2)).upper()
+        raise CertificateError(
+            f"TLS certificate of {peer} does not match the pinned fingerprint "
+            f"(server's SHA-256 is {pretty})",
+            step="TLS",
+        )
 
 
 # OpenSSL reasons seen when one side speaks TLS and the other plain text.
