@@ -74,8 +74,10 @@ def test_unsolicited_reply_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="unsolicited"):
         conn.next_event()
     assert conn.state is State.ERROR
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(ProtocolError, match="unsolicited"):  # and it stays broken
         conn.next_event()
+    with pytest.raises(ProtocolError):
+        conn.send(c.Noop())
 
 
 def test_extra_reply_after_pipelined_group_is_detected() -> None:
@@ -235,3 +237,10 @@ def test_any_sequence_moves_to_a_valid_state_or_raises_cleanly(
                 assert conn.state is State.ERROR
                 return
         assert conn.state in State
+
+
+def test_quiet_commands_have_no_positive_reply_transition() -> None:
+    from postwire._core.state import ON_REPLY, QUIET_ON_SUCCESS
+
+    for state, kind, klass in ON_REPLY:
+        assert not (kind in QUIET_ON_SUCCESS and klass == 2), (state, kind)

@@ -12,12 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 
-from ._core.connection import ConnectionClosed, SMTPConnection
+from ._core.connection import ConnectionClosed, SMTPConnection, closed_error
 from ._core.state import State
 from ._core.timeouts import Timeouts
 from .errors import (
     ExtensionNotSupported,
-    PossiblyDelivered,
     RecipientsRefused,
     ReplyError,
     ServerDisconnected,
@@ -60,6 +59,8 @@ class DriverBase:
         self.tracer = tracer
         self.out = bytearray()
         self.deadline: float | None = None
+        #: Whether anyone listens to the transcript (checked once per run).
+        self.tracing = tracer.enabled
         #: True once the end-of-message hook has run for the current message.
         self.committed = False
 
@@ -104,24 +105,24 @@ class DriverBase:
             return Usable(exc)
         return exc
 
+    def _receive(self, data: bytes) -> None:
+        """Hand received bytes to the connection; the transcript sees each new reply."""
+        conn = self.conn
+        if not self.tracing:
+            conn.receive_data(data)
+            return
+        before = conn.replies_ready
+        conn.receive_data(data)
+        self.tracer.received_raw(data)
+        for reply in conn.ready_replies[before:]:
+            self.tracer.received(reply)
+
     def next_step(self) -> str:
-        pending = self.conn.pending
-        return pending[0].verb if pending else "reply"
+        return self.conn.next_verb or "reply"
 
     @staticmethod
     def closed_error(event: ConnectionClosed) -> ServerDisconnected:
-        verbs = [cmd.verb for cmd in event.pending]
-        if "end of data" in verbs or any(getattr(cmd, "last", False) for cmd in event.pending):
-            return PossiblyDelivered(
-                "the server closed the connection after the end of the message and before "
-                "its reply: the message may have been delivered "
-                f"(waiting for: {', '.join(verbs)})",
-                step="end of data",
-            )
-        step = verbs[0] if verbs else "reply"
-        return ServerDisconnected(
-            f"the server closed the connection while waiting for the reply to {step}", step=step
-        )
+        return closed_error(event)
 
     def broken(self) -> None:
         # After a timeout, a cancellation or a broken connection, a late reply

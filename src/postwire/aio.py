@@ -60,6 +60,7 @@ class AsyncSession(DriverBase):
         hook: Callable[[], object] | None = None,
     ) -> T:
         """Perform the procedure's effects until it returns; return its value."""
+        self.tracing = self.tracer.enabled
         value: Reply | None = None
         error: BaseException | None = None
         try:
@@ -74,14 +75,18 @@ class AsyncSession(DriverBase):
                     raise self.refusal(exc) from None
                 value = error = None
                 try:
-                    if isinstance(effect, p.Send):
-                        self.tracer.sent(effect.data, effect.secret)
+                    if isinstance(effect, p.Recv):
+                        await self._flush()
+                        value = await self._read_reply(effect.wait, size)
+                    elif isinstance(effect, p.Fill):
+                        await self._flush()
+                        await self._fill(effect.count, effect.wait, size)
+                    elif isinstance(effect, p.Send):
+                        if self.tracing:
+                            self.tracer.sent(effect.data, effect.secret)
                         self.out += effect.data
                         if len(self.out) >= FLUSH_AT:
                             await self._flush()
-                    elif isinstance(effect, p.Recv):
-                        await self._flush()
-                        value = await self._read_reply(effect.wait, size)
                     elif isinstance(effect, p.SendBody):
                         await self._send_body(effect.encoder, effect.content, hook)
                     else:
@@ -109,20 +114,26 @@ class AsyncSession(DriverBase):
 
     async def _read_reply(self, wait: p.Wait, size: int) -> Reply:
         conn = self.conn
+        event = conn.next_event()
+        if isinstance(event, Reply):  # already received (pipelined replies)
+            return event
         limit = self.timeouts.for_wait(wait, size)
         step = self.next_step()
-        while True:
+        while event is NEED_DATA:
+            self._receive(await self.stream.read(self.remaining(limit), step))
             event = conn.next_event()
-            if event is NEED_DATA:
-                data = await self.stream.read(self.remaining(limit), step)
-                self.tracer.received_raw(data)
-                conn.receive_data(data)
-                continue
-            if isinstance(event, ConnectionClosed):
-                raise self.closed_error(event)
-            assert isinstance(event, Reply)
-            self.tracer.received(event)
-            return event
+        if isinstance(event, ConnectionClosed):
+            raise self.closed_error(event)
+        return event
+
+    async def _fill(self, count: int, wait: p.Wait, size: int) -> None:
+        conn = self.conn
+        if conn.replies_ready >= count or conn.stalled:
+            return
+        limit = self.timeouts.for_wait(wait, size)
+        step = self.next_step()
+        while conn.replies_ready < count and not conn.stalled:
+            self._receive(await self.stream.read(self.remaining(limit), step))
 
     async def _send_body(
         self, encoder: BodyEncoder, content: object, hook: Callable[[], object] | None
@@ -131,7 +142,8 @@ class AsyncSession(DriverBase):
         async for chunk in aiter_content(content):
             data = encoder.feed(chunk)
             if data:
-                self.tracer.sent_data(data)
+                if self.tracing:
+                    self.tracer.sent_data(data)
                 self.out += data
                 if len(self.out) >= FLUSH_AT:
                     await self._flush()
@@ -141,7 +153,8 @@ class AsyncSession(DriverBase):
                 await result
         self.committed = True
         tail = encoder.finish()
-        self.tracer.sent_data(tail, end=True)
+        if self.tracing:
+            self.tracer.sent_data(tail, end=True)
         self.out += tail
 
 

@@ -129,6 +129,7 @@ class Session(DriverBase):
         cancel: CancelHandle | None = None,
     ) -> T:
         """Perform the procedure's effects until it returns; return its value."""
+        self.tracing = self.tracer.enabled
         value: Reply | None = None
         error: BaseException | None = None
         try:
@@ -143,14 +144,18 @@ class Session(DriverBase):
                     raise self.refusal(exc) from None
                 value = error = None
                 try:
-                    if isinstance(effect, p.Send):
-                        self.tracer.sent(effect.data, effect.secret)
+                    if isinstance(effect, p.Recv):
+                        self._flush()
+                        value = self._read_reply(effect.wait, size)
+                    elif isinstance(effect, p.Fill):
+                        self._flush()
+                        self._fill(effect.count, effect.wait, size)
+                    elif isinstance(effect, p.Send):
+                        if self.tracing:
+                            self.tracer.sent(effect.data, effect.secret)
                         self.out += effect.data
                         if len(self.out) >= FLUSH_AT:
                             self._flush()
-                    elif isinstance(effect, p.Recv):
-                        self._flush()
-                        value = self._read_reply(effect.wait, size)
                     elif isinstance(effect, p.SendBody):
                         self._send_body(effect.encoder, effect.content, hook, cancel)
                     else:
@@ -175,20 +180,26 @@ class Session(DriverBase):
 
     def _read_reply(self, wait: p.Wait, size: int) -> Reply:
         conn = self.conn
+        event = conn.next_event()
+        if isinstance(event, Reply):  # already received (pipelined replies)
+            return event
         limit = self.timeouts.for_wait(wait, size)
         step = self.next_step()
-        while True:
+        while event is NEED_DATA:
+            self._receive(self.stream.read(self.remaining(limit), step))
             event = conn.next_event()
-            if event is NEED_DATA:
-                data = self.stream.read(self.remaining(limit), step)
-                self.tracer.received_raw(data)
-                conn.receive_data(data)
-                continue
-            if isinstance(event, ConnectionClosed):
-                raise self.closed_error(event)
-            assert isinstance(event, Reply)
-            self.tracer.received(event)
-            return event
+        if isinstance(event, ConnectionClosed):
+            raise self.closed_error(event)
+        return event
+
+    def _fill(self, count: int, wait: p.Wait, size: int) -> None:
+        conn = self.conn
+        if conn.replies_ready >= count or conn.stalled:
+            return
+        limit = self.timeouts.for_wait(wait, size)
+        step = self.next_step()
+        while conn.replies_ready < count and not conn.stalled:
+            self._receive(self.stream.read(self.remaining(limit), step))
 
     def _upgrade(self) -> None:
         if self.tls_upgrade is None:
@@ -209,7 +220,8 @@ class Session(DriverBase):
                 cancel._check()
             data = encoder.feed(chunk)
             if data:
-                self.tracer.sent_data(data)
+                if self.tracing:
+                    self.tracer.sent_data(data)
                 self.out += data
                 if len(self.out) >= FLUSH_AT:
                     self._flush()
@@ -221,7 +233,8 @@ class Session(DriverBase):
             cancel._commit()
         self.committed = True
         tail = encoder.finish()
-        self.tracer.sent_data(tail, end=True)
+        if self.tracing:
+            self.tracer.sent_data(tail, end=True)
         self.out += tail
 
 

@@ -33,6 +33,7 @@ class Tracer:
 
     @property
     def enabled(self) -> bool:
+        # logging caches isEnabledFor per level, so this stays cheap.
         return self._enabled or logger.isEnabledFor(logging.DEBUG)
 
     def _emit(self, arrow: str, text: str) -> None:

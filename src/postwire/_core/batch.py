@@ -30,7 +30,7 @@ from .body import BdatBody, DataBody
 from .connection import SMTPConnection
 from .envelope import Envelope, SendResult
 from .message import PreparedMessage
-from .procedures import Effect, Recv, Send, SendBody, Wait, mail_params, reset
+from .procedures import Effect, Fill, Recv, Send, SendBody, Wait, mail_params, reset
 from .reply import Reply
 from .state import State
 
@@ -63,8 +63,13 @@ def _report(f: _Flight, on_result: OnResult, outcome: Outcome) -> None:
     on_result(f.index, outcome)
 
 
+# Shared effect objects: the hot path allocates none per reply.
+_RECV = Recv(Wait.COMMAND)
+_RECV_END = Recv(Wait.DATA_END)
+
+
 def _recv(wait: Wait = Wait.COMMAND) -> Generator[Effect, Reply | None, Reply]:
-    reply = yield Recv(wait)
+    reply = yield (_RECV_END if wait is Wait.DATA_END else _RECV)
     assert reply is not None
     return reply
 
@@ -106,11 +111,12 @@ def send_batch(
                 on_result(index, exc)
                 continue
             env = item.envelope
-            yield Send(conn.send(c.Mail(env.sender, params)))
+            # MAIL and every RCPT (and DATA below) as one Send: one effect, one write.
+            group = [conn.send(c.Mail(env.sender, params))]
             flight = _Flight(index, env, conn.transaction_id, size=env.size or 0)
-            for rcpt in env.recipients:
-                yield Send(conn.send(c.Rcpt(rcpt, env.rcpt_params)))
+            group.extend(conn.send(c.Rcpt(rcpt, env.rcpt_params)) for rcpt in env.recipients)
             if bdat:
+                yield Send(b"".join(group))
                 flight.body = BdatBody(conn)
                 yield SendBody(flight.body, item.content)
                 flight.end_sent = True
@@ -121,14 +127,15 @@ def send_batch(
                     yield from _collect_bdat(conn, flights[0], on_result)
                     flights.popleft()
                 continue
-            yield Send(conn.send(c.Data()))
+            group.append(conn.send(c.Data()))
+            yield Send(b"".join(group))
             flights.append(flight)
             # RFC 2920 §3.1: the previous message's "." went out with this group;
             # its reply comes first.
-            if len(flights) > 1:
-                yield from _collect_data_end(flights[0], on_result)
+            previous = flights[0] if len(flights) > 1 else None
+            yield from _start_data(conn, flight, item.content, on_result, previous)
+            if previous is not None:
                 flights.popleft()
-            yield from _start_data(conn, flight, item.content, on_result)
             if not flight.end_sent:
                 flights.pop()
         # Collect a flight before dropping it: if the connection fails meanwhile,
@@ -160,14 +167,29 @@ def _lost(f: _Flight, exc: BaseException) -> BaseException:
     return exc
 
 
-def _start_data(
-    conn: SMTPConnection, f: _Flight, content: object, on_result: OnResult
-) -> Generator[Effect, Reply | None, None]:
-    f.mail = yield from _recv()
+def _take_group(conn: SMTPConnection, f: _Flight) -> None:
+    """Take the MAIL and RCPT replies of ``f`` (they have arrived)."""
+    f.mail = conn.next_reply()
     for rcpt in f.envelope.recipients:
-        r = yield from _recv()
+        r = conn.next_reply()
         (f.accepted.append(rcpt) if r.is_positive else f.refused.__setitem__(rcpt, r))
-    data = yield from _recv()
+
+
+def _start_data(
+    conn: SMTPConnection,
+    f: _Flight,
+    content: object,
+    on_result: OnResult,
+    previous: _Flight | None,
+) -> Generator[Effect, Reply | None, None]:
+    # The previous message's end of data, then MAIL, RCPT... and DATA: one Fill.
+    owed = 2 + len(f.envelope.recipients) + (previous is not None)
+    yield Fill(owed, Wait.DATA_END if previous is not None else Wait.COMMAND)
+    if previous is not None:
+        _end_of_data(previous, conn.next_reply(), on_result)
+    _take_group(conn, f)
+    assert f.mail is not None
+    data = conn.next_reply()
     if data.code == 354:
         if f.mail.is_positive and f.accepted:
             yield SendBody(DataBody(conn), content)
@@ -187,8 +209,7 @@ def _start_data(
         yield from reset(conn)
 
 
-def _collect_data_end(f: _Flight, on_result: OnResult) -> Generator[Effect, Reply | None, None]:
-    final = yield from _recv(Wait.DATA_END)
+def _end_of_data(f: _Flight, final: Reply, on_result: OnResult) -> None:
     if f.lone_dot:
         _report(f, on_result, _refusal(f))
     elif final.is_positive:
@@ -197,18 +218,22 @@ def _collect_data_end(f: _Flight, on_result: OnResult) -> Generator[Effect, Repl
         _report(f, on_result, DataError("end of data", final))
 
 
+def _collect_data_end(f: _Flight, on_result: OnResult) -> Generator[Effect, Reply | None, None]:
+    final = yield from _recv(Wait.DATA_END)
+    _end_of_data(f, final, on_result)
+
+
 def _collect_bdat(
     conn: SMTPConnection, f: _Flight, on_result: OnResult
 ) -> Generator[Effect, Reply | None, None]:
     assert f.body is not None
-    f.mail = yield from _recv()
-    for rcpt in f.envelope.recipients:
-        r = yield from _recv()
-        (f.accepted.append(rcpt) if r.is_positive else f.refused.__setitem__(rcpt, r))
+    yield Fill(1 + len(f.envelope.recipients) + f.body.replies, Wait.DATA_END)
+    _take_group(conn, f)
+    assert f.mail is not None
     failure: Reply | None = None
     final: Reply | None = None
-    for i in range(f.body.replies):
-        r = yield from _recv(Wait.DATA_END if i == f.body.replies - 1 else Wait.COMMAND)
+    for _ in range(f.body.replies):
+        r = conn.next_reply()
         if not r.is_positive and failure is None:
             failure = r
         final = r

@@ -14,7 +14,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-from ..errors import ProtocolError
+from ..errors import PossiblyDelivered, ProtocolError, ServerDisconnected
 from . import commands as c
 from .encoding import DotStuffer
 from .extensions import Extensions
@@ -25,9 +25,16 @@ from .reply import (
     ReplyParser,
     ReplySyntaxError,
 )
-from .state import ON_REPLY, SEND, State
+from .state import ON_REPLY, QUIET_ON_SUCCESS, SEND, State
 
-__all__ = ["NEED_DATA", "ConnectionClosed", "Event", "LocalProtocolError", "SMTPConnection"]
+__all__ = [
+    "NEED_DATA",
+    "ConnectionClosed",
+    "Event",
+    "LocalProtocolError",
+    "SMTPConnection",
+    "closed_error",
+]
 
 
 class _Need(enum.Enum):
@@ -46,6 +53,28 @@ class ConnectionClosed:
 
 
 Event = Reply | ConnectionClosed | _Need
+
+
+def closed_error(event: ConnectionClosed) -> ServerDisconnected:
+    """The error for a server that closed while replies were owed.
+
+    If the end of a message's data (the final ``.`` or ``BDAT ... LAST``)
+    was among the unanswered commands, the server may have accepted the
+    message before closing: say so, so that nobody resends it blindly.
+    """
+    verbs = [cmd.verb for cmd in event.pending]
+    if any(isinstance(cmd, c.DataEnd) or (isinstance(cmd, c.Bdat) and cmd.last)
+           for cmd in event.pending):
+        return PossiblyDelivered(
+            "the server closed the connection after the end of the message and before "
+            "its reply: the message may have been delivered "
+            f"(waiting for: {', '.join(verbs)})",
+            step="end of data",
+        )
+    step = verbs[0] if verbs else "reply"
+    return ServerDisconnected(
+        f"the server closed the connection while waiting for the reply to {step}", step=step
+    )
 
 
 class LocalProtocolError(RuntimeError):
@@ -76,6 +105,8 @@ class SMTPConnection:
         self._pending: deque[_Pending] = deque([_Pending(c.Greeting(), 0)])
         self._tx = 0
         self._eof = False
+        self._ready: deque[Reply] = deque()
+        self._error: ProtocolError | None = None
         self._stuffer: DotStuffer | None = None
         self.state = State.CONNECTING
         self.extensions = Extensions()
@@ -96,11 +127,11 @@ class SMTPConnection:
 
     def send(self, command: c.Command) -> bytes:
         """Record ``command`` as sent and return its bytes for the wire."""
-        if not self._pending and self._parser.buffered:
+        if not self._pending and (self._error is not None or self._parser.buffered):
             # Bytes arrived that no command asked for: pairing the next reply
             # with this command would shift every later pairing by one.
             self.state = State.ERROR
-            raise ProtocolError(
+            raise self._error or ProtocolError(
                 "unsolicited reply from server (no command was waiting for it)",
                 step=command.verb,
             )
@@ -142,51 +173,99 @@ class SMTPConnection:
     # -- receiving -------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        """Feed bytes read from the server; ``b""`` means the server closed."""
+        """Feed bytes read from the server; ``b""`` means the server closed.
+
+        Complete replies are parsed and paired with their commands at once,
+        so a burst of pipelined replies is handled in one pass; errors are
+        kept and raised by :meth:`next_event` after the replies before them.
+        """
         if not data:
             self._eof = True
             return
         self._parser.feed(data)
+        if self._error is not None:
+            return
+        parser = self._parser
+        pending = self._pending
+        ready = self._ready
+        verb = ""
+        try:
+            while True:
+                verb = pending[0].command.verb if pending else ""
+                reply = parser.next_reply(verb)
+                if reply is None:
+                    return
+                if not pending:
+                    self._error = ProtocolError(
+                        f"unsolicited reply from server (no command was waiting): {reply}",
+                        reply=reply,
+                    )
+                    return
+                self._on_reply(pending.popleft(), reply)
+                ready.append(reply)
+        except ReplySyntaxError as exc:
+            self._error = ProtocolError(
+                f"bad reply from server to {verb or 'nothing'}: {exc}", step=verb
+            )
+
+    @property
+    def replies_ready(self) -> int:
+        """Replies received and paired, not yet taken by :meth:`next_event`."""
+        return len(self._ready)
+
+    @property
+    def ready_replies(self) -> tuple[Reply, ...]:
+        """The replies :attr:`replies_ready` counts, oldest first."""
+        return tuple(self._ready)
+
+    @property
+    def stalled(self) -> bool:
+        """True when no further reply can come: an error was seen, or the server closed."""
+        return self._error is not None or self._eof
 
     def next_event(self) -> Event:
         """The next reply (paired with its command), ``NEED_DATA`` or ``ConnectionClosed``."""
+        if self._ready:
+            return self._ready.popleft()
+        if self._error is not None:
+            self.state = State.ERROR
+            raise self._error
         if self.state is State.ERROR:
             raise LocalProtocolError("the connection had a protocol error")
-        try:
-            reply = self._parser.next_reply()
-        except ReplySyntaxError as exc:
-            self.state = State.ERROR
-            step = self._step()
-            raise ProtocolError(
-                f"bad reply from server to {step or 'nothing'}: {exc}", step=step
-            ) from None
-        if reply is None:
-            if self._eof:
-                pending = self.pending
-                self._pending.clear()
-                self.state = State.CLOSED
-                return ConnectionClosed(pending)
-            return NEED_DATA
-        if not self._pending:
-            self.state = State.ERROR
-            raise ProtocolError(
-                f"unsolicited reply from server (no command was waiting): {reply}",
-                reply=reply,
-            )
-        entry = self._pending.popleft()
-        reply = reply.with_command(entry.command.verb)
-        self._on_reply(entry, reply)
-        return reply
+        if self._eof:
+            unanswered = self.pending
+            self._pending.clear()
+            self.state = State.CLOSED
+            return ConnectionClosed(unanswered)
+        return NEED_DATA
 
-    def _step(self) -> str:
+    def next_reply(self) -> Reply:
+        """The next reply, which the caller knows has arrived (see ``replies_ready``).
+
+        Raises the protocol error that was seen, or the error for a closed
+        connection (:func:`closed_error`).
+        """
+        event = self.next_event()
+        if isinstance(event, Reply):
+            return event
+        if isinstance(event, ConnectionClosed):
+            raise closed_error(event)
+        raise LocalProtocolError("next_reply() called before the reply arrived")
+
+    @property
+    def next_verb(self) -> str:
+        """The verb of the oldest command still waiting for its reply, or ``""``."""
         return self._pending[0].command.verb if self._pending else ""
 
     def _on_reply(self, entry: _Pending, reply: Reply) -> None:
-        if reply.code == 421:
+        code = reply.code
+        if code == 421:
             # RFC 5321 §3.8: 421 means the server is closing the channel.
             self.state = State.CLOSED
             return
         kind = type(entry.command)
+        if kind in QUIET_ON_SUCCESS and 200 <= code < 300:
+            return  # the common case: a positive reply that moves nothing
         if entry.tx == self._tx:
             new = ON_REPLY.get((self.state, kind, reply.code // 100))
             if new is not None:
@@ -209,7 +288,7 @@ class SMTPConnection:
         """
         if self.state is not State.TLS_HANDSHAKE:
             raise LocalProtocolError(f"cannot start TLS in state {self.state.value}")
-        if self._parser.buffered:
+        if self._parser.buffered or self._ready or self._error is not None:
             self.state = State.ERROR
             raise ProtocolError(
                 "the server sent data after its STARTTLS reply, before the TLS handshake "

@@ -42,6 +42,7 @@ from .state import SEND, State
 
 __all__ = [
     "Effect",
+    "Fill",
     "Recv",
     "Send",
     "SendBody",
@@ -81,6 +82,19 @@ class Recv:
 
 
 @dataclass(frozen=True, slots=True)
+class Fill:
+    """Wait until ``count`` replies have arrived, or no more can (error, closed).
+
+    The procedure then takes them with ``conn.next_reply()``, which raises
+    the right error if one is missing.  One Fill for a pipelined group costs
+    one pass through the driver instead of one per reply.
+    """
+
+    count: int
+    wait: Wait = Wait.COMMAND
+
+
+@dataclass(frozen=True, slots=True)
 class UpgradeTLS:
     """Do the TLS handshake on the current connection now (after STARTTLS's 220)."""
 
@@ -99,7 +113,7 @@ class SendBody:
     content: object = None
 
 
-Effect = Send | Recv | UpgradeTLS | SendBody
+Effect = Send | Recv | Fill | UpgradeTLS | SendBody
 
 # Replies to EHLO that mean "I do not know EHLO": fall back to HELO
 # (RFC 5321 §3.2; 500/502 unknown command, 501/504 for picky old servers).

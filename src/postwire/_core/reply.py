@@ -8,6 +8,7 @@ with replacement characters, because a server's reply text is for people.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -111,8 +112,17 @@ class Reply:
 
 def parse_enhanced_status(code: int, text: str) -> EnhancedStatus | None:
     """The RFC 3463 code at the start of ``text``, if its class matches ``code``."""
-    m = _ENHANCED.match(text)
-    if m is None or int(m.group(1)) != code // 100:
+    # Cheap tests first: this runs for every reply on the hot path.
+    if len(text) < 5 or text[1] != "." or text[0] != "012345"[code // 100]:
+        return None
+    return _enhanced(text.split(None, 1)[0])
+
+
+@functools.lru_cache(maxsize=512)
+def _enhanced(word: str) -> EnhancedStatus | None:
+    # Servers repeat a handful of codes ("2.1.0", "2.1.5", "2.0.0"): cache them.
+    m = _ENHANCED.match(word)
+    if m is None or m.end() != len(word):
         return None
     return EnhancedStatus(int(m.group(1)), int(m.group(2)), int(m.group(3)))
 
@@ -126,7 +136,15 @@ class ReplyParser:
     error nothing that follows can be trusted to pair with a command.
     """
 
-    __slots__ = ("_buf", "_code", "_lines", "_size", "max_line_length", "max_reply_size")
+    __slots__ = (
+        "_buf",
+        "_code",
+        "_lines",
+        "_pos",
+        "_size",
+        "max_line_length",
+        "max_reply_size",
+    )
 
     def __init__(
         self,
@@ -135,6 +153,9 @@ class ReplyParser:
         max_reply_size: int = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         self._buf = bytearray()
+        # Parsed up to here; the buffer is compacted when it runs dry, so a
+        # burst of pipelined replies costs no repeated memmove.
+        self._pos = 0
         self._lines: list[str] = []
         self._code = 0
         self._size = 0
@@ -144,27 +165,32 @@ class ReplyParser:
     @property
     def buffered(self) -> int:
         """How many received bytes have not yet been parsed into a reply."""
-        return len(self._buf) + self._size
+        return len(self._buf) - self._pos + self._size
 
     def feed(self, data: bytes) -> None:
         self._buf += data
 
-    def next_reply(self) -> Reply | None:
+    def next_reply(self, command: str = "") -> Reply | None:
+        """The next complete reply (tagged with ``command``), or None if more bytes are needed."""
         buf = self._buf
+        pos = self._pos
+        limit = self.max_line_length
         while True:
-            nl = buf.find(b"\n")
+            nl = buf.find(b"\n", pos)
             if nl < 0:
-                if len(buf) > self.max_line_length:
-                    raise ReplySyntaxError(f"reply line longer than {self.max_line_length} bytes")
+                if len(buf) - pos > limit:
+                    raise ReplySyntaxError(f"reply line longer than {limit} bytes")
+                del buf[:pos]
+                self._pos = 0
                 return None
-            if nl > self.max_line_length:
-                raise ReplySyntaxError(f"reply line longer than {self.max_line_length} bytes")
+            if nl - pos > limit:
+                raise ReplySyntaxError(f"reply line longer than {limit} bytes")
             # RFC 5321 §2.3.8 says CRLF, but bare LF is tolerated (lenient
             # receiver, RFC 5321 §4.1.1.4 spirit); a CR before the LF is dropped.
-            end = nl - 1 if nl > 0 and buf[nl - 1] == 0x0D else nl
-            raw = bytes(buf[:end])
-            del buf[: nl + 1]
-            self._size += nl + 1
+            end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
+            raw = bytes(buf[pos:end])
+            self._size += nl + 1 - pos
+            pos = self._pos = nl + 1
             if self._size > self.max_reply_size:
                 raise ReplySyntaxError(f"reply longer than {self.max_reply_size} bytes")
             code, more, text = _split_line(raw)
@@ -172,6 +198,12 @@ class ReplyParser:
                 raise ReplySyntaxError(
                     f"multi-line reply changed its code from {self._code} to {code}"
                 )
+            if not more and not self._lines:  # the common single-line reply
+                self._size = 0
+                if pos == len(buf):
+                    buf.clear()
+                    self._pos = 0
+                return Reply(code, (text,), parse_enhanced_status(code, text), command)
             self._code = code
             self._lines.append(text)
             if more:
@@ -179,7 +211,7 @@ class ReplyParser:
             lines = tuple(self._lines)
             self._lines = []
             self._size = 0
-            return Reply(code, lines, parse_enhanced_status(code, lines[0]))
+            return Reply(code, lines, parse_enhanced_status(code, lines[0]), command)
 
 
 def _split_line(raw: bytes) -> tuple[int, bool, str]:

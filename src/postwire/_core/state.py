@@ -15,7 +15,7 @@ import enum
 
 from . import commands as c
 
-__all__ = ["ON_REPLY", "SEND", "State"]
+__all__ = ["ON_REPLY", "QUIET_ON_SUCCESS", "SEND", "State"]
 
 
 class State(enum.Enum):
@@ -103,3 +103,10 @@ ON_REPLY: dict[tuple[State, type[c.Command], int], State] = {
     (State.TRANSACTION, c.Bdat, 5): State.NEEDS_RSET,
     **{(State.CLOSING, c.Quit, k): State.CLOSED for k in (2, 3, 4, 5)},
 }
+
+#: Commands whose positive reply moves no state: ``ON_REPLY`` has no 2xx entry
+#: for them (tests/test_connection.py checks it), so the connection skips the
+#: lookup on the pipelined hot path.
+QUIET_ON_SUCCESS: frozenset[type[c.Command]] = frozenset(
+    {c.Mail, c.Rcpt, c.DataEnd, c.Noop, c.Rset}
+)

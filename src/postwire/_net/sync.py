@@ -41,6 +41,13 @@ class SocketStream:
         self.peer = peer
         self._closed = False
         self._lock = threading.Lock()
+        self._timeout: float | None = -1.0
+
+    def _settimeout(self, timeout: float | None) -> None:
+        # settimeout() costs fcntl() calls; most steps share one value.
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
 
     @property
     def local_address(self) -> str | None:
@@ -50,7 +57,7 @@ class SocketStream:
             return None
 
     def read(self, timeout: float | None, step: str) -> bytes:
-        self.sock.settimeout(timeout)
+        self._settimeout(timeout)
         try:
             return self.sock.recv(_READ_SIZE)
         except TimeoutError:
@@ -67,7 +74,7 @@ class SocketStream:
             ) from exc
 
     def write(self, data: bytes | bytearray | memoryview, timeout: float | None, step: str) -> None:
-        self.sock.settimeout(timeout)
+        self._settimeout(timeout)
         try:
             self.sock.sendall(data)
         except TimeoutError:
@@ -85,6 +92,7 @@ class SocketStream:
         """Wrap the socket in TLS and do the handshake (errors propagate as ``ssl`` errors)."""
         self.sock.settimeout(timeout)
         self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self._timeout = timeout
 
     def tls_info(self) -> dict[str, object] | None:
         if not isinstance(self.sock, ssl.SSLSocket):
