@@ -610,3 +610,22 @@ def test_seven_bit_body_declares_no_body_type(start_capture: StartCapture) -> No
     with client_for(server) as client:
         client.send(DOTTY, sender=SENDER, recipients=[RCPT])
     assert only(server).mail_options == [f"SIZE={len(DOTTY)}"]
+
+
+def test_send_header_and_lines_from_postwire_head(start_capture: StartCapture) -> None:
+    """A header built by postwire.head plus body lines: no glue code (issue 3)."""
+    from postwire.head import standard_message_header
+
+    server = start_capture(tls="starttls")
+    header = standard_message_header(
+        "ada@example.org", ["bob@example.org"], ["carol@example.org"], [], "From net/head"
+    )
+    with client_for(server) as client:
+        result = client.send((header, ["Hello,", ".dotted", "", "bye"]))
+        bcc = client.send((header, ["copy"]), recipients=["dave@example.org"])
+    assert result.accepted == ["bob@example.org", "carol@example.org"]
+    assert bcc.accepted == ["dave@example.org"]
+    first, second = server.wait_for(2)
+    assert first.mail_from == "ada@example.org"
+    assert first.data == header.encode() + b"Hello,\r\n.dotted\r\n\r\nbye\r\n"
+    assert second.rcpt_tos == ["dave@example.org"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Literal
 from ._core.commands import Ehlo, params_from
 from ._core.connection import SMTPConnection
 from ._core.extensions import Extensions
-from ._core.message import PreparedMessage, prepare_message
+from ._core.message import PreparedMessage, envelope_from_message, prepare_message
 from ._core.reply import Reply
 from ._core.sasl import Mechanism, choose_mechanism
 from ._core.timeouts import Timeouts
@@ -179,6 +181,8 @@ class BaseClient:
         mail_options: Mapping[str, str | None] | None,
         rcpt_options: Mapping[str, str | None] | None,
     ) -> PreparedMessage:
+        if _is_header_and_lines(message):
+            message, sender, recipients = _from_header(message, sender, recipients)
         return prepare_message(
             message,
             sender=sender,
@@ -195,3 +199,34 @@ def unpack_item(item: object) -> tuple[object, str | None, Sequence[str] | None]
             raise ValueError("send_many items are messages or (message, sender, recipients)")
         return item[0], item[1], item[2]
     return item, None, None
+
+
+def _is_header_and_lines(message: object) -> bool:
+    return (
+        isinstance(message, tuple)
+        and len(message) == 2
+        and isinstance(message[0], (str, bytes))
+        and not isinstance(message[1], (str, bytes))
+    )
+
+
+def _from_header(
+    message: object, sender: str | None, recipients: Sequence[str] | None
+) -> tuple[bytes, str, Sequence[str]]:
+    """A ``(header, lines)`` pair as :mod:`postwire.head` builds it, as bytes + envelope.
+
+    The envelope comes from the header's From, To and CC fields unless given
+    (a Bcc is never in such a header: pass ``recipients=`` for it).
+    """
+    from .head import compose_message  # the net/head layer sits above the clients
+
+    assert isinstance(message, tuple)
+    header, lines = message
+    data = compose_message(header, lines)
+    if sender is None or recipients is None:
+        raw = header.encode("utf-8") if isinstance(header, str) else header
+        fields = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        found_sender, found_rcpts = envelope_from_message(fields)
+        sender = found_sender if sender is None else sender
+        recipients = found_rcpts if recipients is None else recipients
+    return data, sender, recipients
