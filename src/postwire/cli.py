@@ -1,16 +1,91 @@
-"""The ``postwire`` command line."""
+"""The ``postwire`` command line (also ``python -m postwire``).
+
+Commands: ``send``, ``sendmail``, ``probe``, ``capture`` and ``demo``.  When
+the program is called ``sendmail`` (a symlink to ``postwire``), it runs
+``postwire sendmail`` with its arguments, so it can stand in for
+``/usr/sbin/sendmail``.  Exit codes follow sysexits.h (see ``--help``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-__all__ = ["main"]
+from ._cli.exits import EXIT_TABLE, CLIError, Exit
+from ._cli.output import print_error
+
+__all__ = ["build_parser", "main"]
+
+ENVIRONMENT = """\
+configuration (lowest to highest priority):
+  config file   --config PATH, else $POSTWIRE_CONFIG, else
+                $XDG_CONFIG_HOME/postwire/config.toml (~/.config/postwire/config.toml):
+                default = "NAME"; [defaults] and [accounts.NAME] tables with the keys
+                server, tls, cafile, user, password_env, password_file,
+                password_command, from, timeout, allow_plaintext_auth
+  environment   POSTWIRE_ACCOUNT (account to use), POSTWIRE_SERVER (host[:port]),
+                POSTWIRE_TLS, POSTWIRE_CAFILE, POSTWIRE_USER, POSTWIRE_PASSWORD_ENV (name
+                of the variable holding the password), POSTWIRE_PASSWORD_FILE,
+                POSTWIRE_PASSWORD_COMMAND, POSTWIRE_FROM, POSTWIRE_TIMEOUT
+  options       --server, --tls, --cafile, --timeout, --user, --password-*
+
+"""
+
+EPILOG = ENVIRONMENT + EXIT_TABLE
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits with EX_USAGE (64) as sendmail-like tools do."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(Exit.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# Options whose value may look like an option: an address such as "-x@example.org".
+_ADDRESS_OPTIONS = ("--to", "--cc", "--bcc", "--from")
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    """``--to -x@y`` becomes ``--to=-x@y`` so that the address check, not argparse, refuses it."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if arg in _ADDRESS_OPTIONS and len(nxt) > 1 and nxt[0] == "-" and nxt[1] != "-":
+            out.append(f"{arg}={nxt}")
+            i += 2
+            continue
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        out.append(arg)
+        i += 1
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="postwire", description="Send e-mail over SMTP.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The argument parser of ``postwire`` (``sendmail`` has its own, sendmail-style)."""
+    from ._cli import capture_cmd, probe, send
+
+    parser = _Parser(
+        prog="postwire",
+        description="Send e-mail over SMTP, probe servers, run a local capture server.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    send.add_parser(sub, EPILOG)
+    sub.add_parser(
+        "sendmail",
+        help="sendmail-compatible: -t, -i, -f, -F, recipients; message on stdin",
+        add_help=False,
+    )
+    probe.add_parser(sub, EPILOG)
+    capture_cmd.add_parser(sub, EPILOG)
     demo = sub.add_parser(
         "demo", help="send a sample message through an embedded local capture server"
     )
@@ -18,10 +93,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _dispatch(argv: list[str]) -> int:
+    if argv[:1] == ["sendmail"]:
+        # sendmail's options (-oi, -t, -fADDR) are not argparse-shaped: its own parser.
+        from ._cli.sendmail_mode import run_sendmail_mode
+
+        return run_sendmail_mode(argv[1:])
+    args = build_parser().parse_args(_join_dash_values(argv))
     if args.command == "demo":
         from .demo import run_demo
 
         return run_demo(args.maildir)
-    return 2  # pragma: no cover - argparse refuses unknown commands
+    if args.command == "send":
+        from ._cli.send import run as run_send
+
+        return run_send(args)
+    if args.command == "probe":
+        from ._cli.probe import run as run_probe
+
+        return run_probe(args)
+    if args.command == "capture":
+        from ._cli.capture_cmd import run as run_capture
+
+        return run_capture(args)
+    return Exit.USAGE  # pragma: no cover - argparse refuses unknown commands
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see ``postwire --help``)."""
+    if argv is None:
+        argv = sys.argv[1:]
+        if os.path.basename(sys.argv[0] or "") == "sendmail":
+            argv = ["sendmail", *argv]
+    try:
+        return _dispatch(list(argv))
+    except CLIError as exc:
+        print_error(exc)
+        return exc.code
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (| head): nothing more to say, and the
+        # interpreter must not fail again flushing stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return Exit.IOERR
+    except Exception as exc:
+        if os.environ.get("POSTWIRE_DEBUG"):
+            raise
+        print_error(
+            f"internal error: {type(exc).__name__}: {exc} (set POSTWIRE_DEBUG=1 for a traceback)"
+        )
+        return Exit.SOFTWARE

@@ -1,0 +1,1 @@
+"""The pieces of the ``postwire`` command line (see :mod:`postwire.cli`)."""
