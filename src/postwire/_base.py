@@ -112,9 +112,7 @@ class BaseClient:
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
-            self._ssl_context = make_context(
-                self._cafile, pinned=self.tls_fingerprint is not None
-            )
+            self._ssl_context = make_context(self._cafile, pinned=self.tls_fingerprint is not None)
         return self._ssl_context
 
     def _check_pin(self, tls_info: dict[str, object] | None) -> None:

@@ -131,9 +131,8 @@ class AsyncSession(DriverBase):
         if conn.replies_ready >= count or conn.stalled:
             return
         limit = self.timeouts.for_wait(wait, size)
-        step = self.next_step()
         while conn.replies_ready < count and not conn.stalled:
-            self._receive(await self.stream.read(self.remaining(limit), step))
+            self._receive(await self.stream.read(self.remaining(limit), self.next_step()))
 
     async def _send_body(
         self, encoder: BodyEncoder, content: object, hook: Callable[[], object] | None

@@ -197,9 +197,8 @@ class Session(DriverBase):
         if conn.replies_ready >= count or conn.stalled:
             return
         limit = self.timeouts.for_wait(wait, size)
-        step = self.next_step()
         while conn.replies_ready < count and not conn.stalled:
-            self._receive(self.stream.read(self.remaining(limit), step))
+            self._receive(self.stream.read(self.remaining(limit), self.next_step()))
 
     def _upgrade(self) -> None:
         if self.tls_upgrade is None:

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 
 from ..errors import (
     DataError,
-    PossiblyDelivered,
+    ProtocolError,
     RecipientsRefused,
     SenderRefused,
     SMTPError,
 )
 from . import commands as c
 from .body import BdatBody, DataBody
-from .connection import SMTPConnection
+from .connection import SMTPConnection, after_end_of_data, before_end_of_data
 from .envelope import Envelope, SendResult
 from .message import PreparedMessage
 from .procedures import Effect, Fill, Recv, Send, SendBody, Wait, mail_params, reset
@@ -72,6 +72,16 @@ def _recv(wait: Wait = Wait.COMMAND) -> Generator[Effect, Reply | None, Reply]:
     reply = yield (_RECV_END if wait is Wait.DATA_END else _RECV)
     assert reply is not None
     return reply
+
+
+def _data_out_of_step(reply: Reply) -> ProtocolError:
+    # DATA is answered 354 or an error; a 2xx means replies and commands are
+    # out of step (an extra line somewhere before): nothing can be trusted.
+    return ProtocolError(
+        f"DATA: the server answered {reply} (expected 354): replies are out of step",
+        reply=reply,
+        step="DATA",
+    )
 
 
 def _refusal(f: _Flight) -> SMTPError:
@@ -156,15 +166,7 @@ def send_batch(
 
 
 def _lost(f: _Flight, exc: BaseException) -> BaseException:
-    if f.end_sent and not isinstance(exc, PossiblyDelivered) and isinstance(exc, SMTPError):
-        lost = PossiblyDelivered(
-            f"the connection failed after the end of this message and before its reply "
-            f"({exc}): the message may have been delivered",
-            step="end of data",
-        )
-        lost.__cause__ = exc
-        return lost
-    return exc
+    return after_end_of_data(exc) if f.end_sent else before_end_of_data(exc)
 
 
 def _take_group(conn: SMTPConnection, f: _Flight) -> None:
@@ -199,6 +201,8 @@ def _start_data(
             yield Send(conn.end_data())
         f.end_sent = True
         return
+    if data.is_positive:
+        raise _data_out_of_step(data)
     refused = not f.mail.is_positive or not f.accepted
     error: SMTPError = _refusal(f) if refused else DataError("DATA", data)
     if data.code == 421:

@@ -14,7 +14,13 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-from ..errors import PossiblyDelivered, ProtocolError, ServerDisconnected
+from ..errors import (
+    PossiblyDelivered,
+    ProtocolError,
+    ServerDisconnected,
+    SMTPError,
+    describe,
+)
 from . import commands as c
 from .encoding import DotStuffer
 from .extensions import Extensions
@@ -47,9 +53,13 @@ NEED_DATA = _Need.NEED_DATA
 
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed:
-    """The server closed the connection; ``pending`` commands never got a reply."""
+    """The server closed the connection; ``pending`` commands never got a reply.
+
+    ``reason`` is the 421 reply with which the server announced it, if any.
+    """
 
     pending: tuple[c.Command, ...]
+    reason: Reply | None = None
 
 
 Event = Reply | ConnectionClosed | _Need
@@ -60,11 +70,22 @@ def closed_error(event: ConnectionClosed) -> ServerDisconnected:
 
     If the end of a message's data (the final ``.`` or ``BDAT ... LAST``)
     was among the unanswered commands, the server may have accepted the
-    message before closing: say so, so that nobody resends it blindly.
+    message before closing: say so, so that nobody resends it blindly.  A
+    server that announced its close with 421 processed nothing after the
+    command it answered so: then nothing later was delivered.
     """
     verbs = [cmd.verb for cmd in event.pending]
-    if any(isinstance(cmd, c.DataEnd) or (isinstance(cmd, c.Bdat) and cmd.last)
-           for cmd in event.pending):
+    if event.reason is not None:
+        step = event.reason.command or "reply"
+        return ServerDisconnected(
+            f"{describe(step, event.reason)} (server closing connection)",
+            reply=event.reason,
+            step=step,
+        )
+    if any(
+        isinstance(cmd, c.DataEnd) or (isinstance(cmd, c.Bdat) and cmd.last)
+        for cmd in event.pending
+    ):
         return PossiblyDelivered(
             "the server closed the connection after the end of the message and before "
             "its reply: the message may have been delivered "
@@ -75,6 +96,39 @@ def closed_error(event: ConnectionClosed) -> ServerDisconnected:
     return ServerDisconnected(
         f"the server closed the connection while waiting for the reply to {step}", step=step
     )
+
+
+def after_end_of_data(exc: BaseException) -> BaseException:
+    """What a failure while waiting for the reply to a sent end of data means.
+
+    The server may have taken the message: report :class:`PossiblyDelivered`
+    (wrapping the cause), unless the server had announced with 421 that it
+    processed nothing more.
+    """
+    if isinstance(exc, PossiblyDelivered) or not isinstance(exc, (SMTPError, OSError)):
+        return exc
+    if isinstance(exc, SMTPError) and exc.reply is not None and exc.reply.code == 421:
+        return exc
+    step = exc.step if isinstance(exc, SMTPError) else "end of data"
+    err = PossiblyDelivered(
+        f"{exc}; this happened after the end of the message was sent, so the message "
+        "may have been delivered",
+        step=step,
+    )
+    err.__cause__ = exc
+    return err
+
+
+def before_end_of_data(exc: BaseException) -> BaseException:
+    """The same failure for a message whose end of data was never sent: not delivered."""
+    if isinstance(exc, PossiblyDelivered):
+        err = ServerDisconnected(
+            f"not delivered: the connection failed before this message's data was sent ({exc})",
+            step=exc.step,
+        )
+        err.__cause__ = exc
+        return err
+    return exc
 
 
 class LocalProtocolError(RuntimeError):
@@ -107,6 +161,9 @@ class SMTPConnection:
         self._eof = False
         self._ready: deque[Reply] = deque()
         self._error: ProtocolError | None = None
+        #: The 421 reply with which the server announced that it is closing.
+        self._closing: Reply | None = None
+        self._last_verb = ""
         self._stuffer: DotStuffer | None = None
         self.state = State.CONNECTING
         self.extensions = Extensions()
@@ -131,10 +188,7 @@ class SMTPConnection:
             # Bytes arrived that no command asked for: pairing the next reply
             # with this command would shift every later pairing by one.
             self.state = State.ERROR
-            raise self._error or ProtocolError(
-                "unsolicited reply from server (no command was waiting for it)",
-                step=command.verb,
-            )
+            raise self._error or self._unsolicited(None)
         row = SEND[self.state]
         kind = type(command)
         if kind not in row:
@@ -196,17 +250,27 @@ class SMTPConnection:
                 if reply is None:
                     return
                 if not pending:
-                    self._error = ProtocolError(
-                        f"unsolicited reply from server (no command was waiting): {reply}",
-                        reply=reply,
-                    )
+                    self._error = self._unsolicited(reply)
                     return
                 self._on_reply(pending.popleft(), reply)
+                self._last_verb = verb
                 ready.append(reply)
+                if self._closing is not None:
+                    return  # RFC 5321 §3.8: nothing after a 421 counts
         except ReplySyntaxError as exc:
             self._error = ProtocolError(
                 f"bad reply from server to {verb or 'nothing'}: {exc}", step=verb
             )
+
+    def _unsolicited(self, reply: Reply | None) -> ProtocolError:
+        after = f" after the reply to {self._last_verb}" if self._last_verb else ""
+        shown = f": {reply}" if reply is not None else ""
+        return ProtocolError(
+            f"{self._last_verb or 'reply'}: unsolicited reply from server{after} "
+            f"(no command was waiting for it){shown}",
+            reply=reply,
+            step=self._last_verb or "reply",
+        )
 
     @property
     def replies_ready(self) -> int:
@@ -220,8 +284,8 @@ class SMTPConnection:
 
     @property
     def stalled(self) -> bool:
-        """True when no further reply can come: an error was seen, or the server closed."""
-        return self._error is not None or self._eof
+        """True when no further reply can come: an error, a 421, or the server closed."""
+        return self._error is not None or self._eof or self._closing is not None
 
     def next_event(self) -> Event:
         """The next reply (paired with its command), ``NEED_DATA`` or ``ConnectionClosed``."""
@@ -232,11 +296,11 @@ class SMTPConnection:
             raise self._error
         if self.state is State.ERROR:
             raise LocalProtocolError("the connection had a protocol error")
-        if self._eof:
+        if self._eof or self._closing is not None:
             unanswered = self.pending
             self._pending.clear()
             self.state = State.CLOSED
-            return ConnectionClosed(unanswered)
+            return ConnectionClosed(unanswered, self._closing)
         return NEED_DATA
 
     def next_reply(self) -> Reply:
@@ -262,6 +326,7 @@ class SMTPConnection:
         if code == 421:
             # RFC 5321 §3.8: 421 means the server is closing the channel.
             self.state = State.CLOSED
+            self._closing = reply
             return
         kind = type(entry.command)
         if kind in QUIET_ON_SUCCESS and 200 <= code < 300:

@@ -28,13 +28,14 @@ from ..errors import (
     RecipientsRefused,
     SenderRefused,
     ServerDisconnected,
+    SMTPError,
     StartTLSError,
     TLSRequired,
     describe,
 )
 from . import commands as c
 from .body import BdatBody, BodyEncoder, DataBody
-from .connection import SMTPConnection
+from .connection import SMTPConnection, after_end_of_data
 from .envelope import Envelope, SendResult
 from .reply import Reply
 from .sasl import Mechanism, SASLError, decode_challenge, encode_payload, encode_response
@@ -347,6 +348,12 @@ def transaction(
     data_reply = yield from _recv()
     if data_reply.code == 421:
         raise _closing("DATA", data_reply)
+    if data_reply.is_positive:
+        raise ProtocolError(
+            f"DATA: the server answered {data_reply} (expected 354): replies are out of step",
+            reply=data_reply,
+            step="DATA",
+        )
     if data_reply.code != 354:
         yield from reset(conn)
         if mail_reply is not None and not mail_reply.is_positive:
@@ -364,7 +371,10 @@ def transaction(
         raise RecipientsRefused(refused)
     body = DataBody(conn)
     yield SendBody(body, content)
-    final = yield from _recv(Wait.DATA_END)
+    try:
+        final = yield from _recv(Wait.DATA_END)
+    except (SMTPError, OSError) as exc:
+        raise after_end_of_data(exc) from exc
     if not final.is_positive:
         if final.code == 421:
             raise _closing("end of data", final)
@@ -382,25 +392,26 @@ def _send_bdat(
 ) -> Generator[Effect, Reply | None, SendResult]:
     body = BdatBody(conn)
     mail_reply: Reply | None = None
-    if pipe:
-        # RFC 3030 §4.2 with RFC 2920: MAIL, RCPT and the chunks in one go.
-        yield SendBody(body, content)
-        mail_reply = yield from _recv()
-        for rcpt in envelope.recipients:
-            r = yield from _recv()
-            _record(rcpt, r, accepted, refused)
-    else:
-        yield SendBody(body, content)
+    # RFC 3030 §4.2 with RFC 2920: MAIL, RCPT and the chunks in one go.
+    yield SendBody(body, content)
     failure: Reply | None = None
     final: Reply | None = None
-    for i in range(body.replies):
-        last = i == body.replies - 1
-        r = yield from _recv(Wait.DATA_END if last else Wait.COMMAND)
-        if r.code == 421:
-            raise _closing("BDAT", r)
-        if not r.is_positive and failure is None:
-            failure = r
-        final = r
+    try:
+        if pipe:
+            mail_reply = yield from _recv()
+            for rcpt in envelope.recipients:
+                r = yield from _recv()
+                _record(rcpt, r, accepted, refused)
+        for i in range(body.replies):
+            last = i == body.replies - 1
+            r = yield from _recv(Wait.DATA_END if last else Wait.COMMAND)
+            if r.code == 421:
+                raise _closing("BDAT", r)
+            if not r.is_positive and failure is None:
+                failure = r
+            final = r
+    except (SMTPError, OSError) as exc:
+        raise after_end_of_data(exc) from exc
     assert final is not None
     if failure is not None or (mail_reply is not None and not mail_reply.is_positive):
         yield from reset(conn)

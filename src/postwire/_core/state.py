@@ -85,8 +85,7 @@ SEND: dict[State, dict[type[c.Command], State | None]] = {
 # the reply answers a command of the transaction that is still current.
 ON_REPLY: dict[tuple[State, type[c.Command], int], State] = {
     (State.CONNECTING, c.Greeting, 2): State.GREETED,
-    (State.CONNECTING, c.Greeting, 4): State.CLOSED,
-    (State.CONNECTING, c.Greeting, 5): State.CLOSED,
+    # A 554 greeting leaves CONNECTING, where QUIT is still allowed (RFC 5321 §3.1).
     (State.GREETED, c.Ehlo, 2): State.READY,
     (State.GREETED, c.Helo, 2): State.READY,
     (State.TLS_PENDING, c.StartTLS, 2): State.TLS_HANDSHAKE,

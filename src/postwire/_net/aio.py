@@ -103,7 +103,7 @@ async def open_connection(
         )
     except asyncio.TimeoutError:
         raise ConnectTimeout(
-            f"connecting to {host}:{port} timed out after {timeout} s", step="connect"
+            f"connecting to {host}:{port} timed out after {timeout:.3g} s", step="connect"
         ) from None
     except (ssl.SSLError, ssl.CertificateError):
         raise
@@ -136,7 +136,7 @@ class AsyncStream:
             data = await asyncio.wait_for(self.protocol.read(), timeout)
         except asyncio.TimeoutError:
             raise Timeout(
-                f"{step}: no reply from {self.peer} within {timeout} s", step=step
+                f"{step}: no reply from {self.peer} within {timeout:.3g} s", step=step
             ) from None
         if not data and self.protocol.error is not None:
             err = self.protocol.error
@@ -155,7 +155,7 @@ class AsyncStream:
             await asyncio.wait_for(self.protocol.drain(), timeout)
         except asyncio.TimeoutError:
             raise Timeout(
-                f"{step}: sending to {self.peer} stalled for {timeout} s", step=step
+                f"{step}: sending to {self.peer} stalled for {timeout:.3g} s", step=step
             ) from None
         except OSError as exc:
             raise ServerDisconnected(
@@ -176,7 +176,7 @@ class AsyncStream:
             )
         except asyncio.TimeoutError:
             raise Timeout(
-                f"TLS handshake with {self.peer} took longer than {timeout} s", step="STARTTLS"
+                f"TLS handshake with {self.peer} took longer than {timeout:.3g} s", step="STARTTLS"
             ) from None
         if new is None:  # pragma: no cover - only if the transport closed meanwhile
             raise ServerDisconnected("connection closed during STARTTLS", step="STARTTLS")

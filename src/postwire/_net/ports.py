@@ -62,7 +62,7 @@ class PortsStream:
             data = read1(_READ_SIZE) if read1 is not None else self.reader.read(1)
             return bytes(data)
         except TimeoutError:
-            raise Timeout(f"{step}: no reply within {timeout} s", step=step) from None
+            raise Timeout(f"{step}: no reply within {timeout:.3g} s", step=step) from None
         except (OSError, ValueError) as exc:
             raise ServerDisconnected(f"{step}: connection broke: {exc}", step=step) from exc
 
@@ -75,7 +75,7 @@ class PortsStream:
                 self.writer.write(bytes(data))
                 self.writer.flush()
         except TimeoutError:
-            raise Timeout(f"{step}: sending stalled for {timeout} s", step=step) from None
+            raise Timeout(f"{step}: sending stalled for {timeout:.3g} s", step=step) from None
         except (OSError, ValueError) as exc:
             raise ServerDisconnected(
                 f"{step}: connection broke while sending: {exc}", step=step

@@ -21,7 +21,7 @@ def open_socket(
         sock = socket.create_connection((host, port), timeout, source_address)
     except TimeoutError:
         raise ConnectTimeout(
-            f"connecting to {host}:{port} timed out after {timeout} s", step="connect"
+            f"connecting to {host}:{port} timed out after {timeout:.3g} s", step="connect"
         ) from None
     except OSError as exc:
         raise ConnectError(f"cannot connect to {host}:{port}: {exc}", step="connect") from exc
@@ -62,7 +62,7 @@ class SocketStream:
             return self.sock.recv(_READ_SIZE)
         except TimeoutError:
             raise Timeout(
-                f"{step}: no reply from {self.peer} within {timeout} s", step=step
+                f"{step}: no reply from {self.peer} within {timeout:.3g} s", step=step
             ) from None
         except ssl.SSLError as exc:
             raise ServerDisconnected(
@@ -79,7 +79,7 @@ class SocketStream:
             self.sock.sendall(data)
         except TimeoutError:
             raise Timeout(
-                f"{step}: sending to {self.peer} stalled for {timeout} s", step=step
+                f"{step}: sending to {self.peer} stalled for {timeout:.3g} s", step=step
             ) from None
         except OSError as exc:
             raise ServerDisconnected(

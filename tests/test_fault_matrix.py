@@ -1,0 +1,577 @@
+"""The fault matrix: every (step, fault) of ``servers.faults`` against every client.
+
+One fault server (tests/servers/faults.py) injects one fault at one step of
+each connection.  For every cell, the sync :class:`~postwire.Client`, the
+:class:`~postwire.aio.AsyncClient`, the Racket layer
+(:func:`postwire.smtp.smtp_send_message`) and ``send_many`` (pipelined) must:
+
+(a) fail with a typed postwire error (:class:`~postwire.errors.SMTPError`)
+    within the 1 s timeout (well under 3 s in all);
+(b) name the step in the error text, and the reply code when the fault was a reply;
+(c) close the connection after I/O faults, timeouts and protocol errors, but stay
+    usable after a plain 4xx/5xx refusal inside a mail transaction;
+(d) never report success for a message the server did not accept with 2xx (and
+    never a plain failure for one it did accept);
+(e) report :class:`~postwire.errors.PossiblyDelivered` when the connection broke
+    after the final ``.`` (or ``BDAT ... LAST``) and before its reply.
+
+Each test collects every violation of its cell and reports them together, so a
+failing cell says everything that is wrong with it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import ssl
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import pytest
+import trustme
+
+from postwire import Client, SendResult, errors
+from postwire.aio import AsyncClient
+from postwire.smtp import ports_to_ssl_ports, smtp_send_message
+from servers.faults import FAULTS, STEPS, FaultServer, Listener
+
+T = TypeVar("T")
+
+#: The timeout given to every client, and the bound on any one operation.
+TIMEOUT = 1.0
+BOUND = 3.0
+#: How long the server may take to see the client's close.
+CLOSE_WAIT = 2.0
+
+SENDER = "a@client.test"
+RECIPIENTS = ["b@server.test"]
+
+#: Steps inside a mail transaction: a plain refusal there leaves the session usable.
+TX_STEPS = ("MAIL", "RCPT", "DATA", "BDAT", "end-of-data")
+#: Faults that are a reply with a code the error must repeat.
+REPLY_FAULTS = ("421", "4xx", "5xx", "mismatched")
+#: Faults after which the server itself closed the connection.
+SERVER_CLOSES = ("close", "421", "partial")
+
+#: What the error text must contain to name each step.
+STEP_WORDS: dict[str, tuple[str, ...]] = {
+    "greeting": ("greeting",),
+    "EHLO": ("EHLO",),
+    "STARTTLS": ("STARTTLS",),
+    "AUTH": ("AUTH",),
+    "MAIL": ("MAIL",),
+    "RCPT": ("RCPT",),
+    "DATA": ("DATA",),
+    # The reply to BDAT ... LAST is also the end of the data.
+    "BDAT": ("BDAT", "end of data"),
+    "end-of-data": ("end of data",),
+    "QUIT": ("QUIT",),
+}
+#: An unsolicited line is found where it breaks the pairing, which may be a
+#: later step than the one it followed: its error must name *some* step.
+ANY_STEP = (
+    "greeting",
+    "EHLO",
+    "HELO",
+    "STARTTLS",
+    "AUTH",
+    "MAIL",
+    "RCPT",
+    "DATA",
+    "BDAT",
+    "end of data",
+    "RSET",
+    "NOOP",
+    "QUIT",
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    step: str
+    fault: str
+
+    @property
+    def usable(self) -> bool:
+        """A plain refusal inside a transaction: the session goes on."""
+        return self.fault in ("4xx", "5xx") and self.step in TX_STEPS
+
+    @property
+    def succeeds(self) -> bool:
+        """The message is accepted anyway: the fault comes after its 2xx."""
+        return self.step == "QUIT" or (
+            self.fault == "extra" and self.step in ("BDAT", "end-of-data")
+        )
+
+    @property
+    def possibly_delivered(self) -> bool:
+        """The connection drops after the end of the data, before its reply."""
+        return self.fault in ("close", "partial") and self.step in ("BDAT", "end-of-data")
+
+
+def _cells(steps: tuple[str, ...]) -> list[Any]:
+    return [pytest.param(Cell(s, f), id=f"{s}-{f}") for s in steps for f in FAULTS]
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def client_ctx(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def faults(ca: trustme.CA) -> Iterator[FaultServer]:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    with FaultServer(ctx) as server:
+        yield server
+
+
+# -- messages and checks ----------------------------------------------------------------
+
+
+def _token() -> str:
+    return uuid.uuid4().hex
+
+
+def _message(token: str) -> bytes:
+    return (
+        f"From: {SENDER}\r\nTo: {RECIPIENTS[0]}\r\nSubject: fault matrix {token}\r\n"
+        f"Message-ID: <{token}@client.test>\r\n\r\nbody of {token}\r\n"
+    ).encode()
+
+
+def _delivered(listener: Listener, token: str) -> bool:
+    return any(token.encode() in m for m in listener.delivered)
+
+
+def _reply_codes(cell: Cell, listener: Listener) -> list[str]:
+    """The codes of the injected reply, which the error text must repeat."""
+    if cell.fault not in REPLY_FAULTS or not listener.sessions:
+        return []
+    sent = listener.sessions[0].fault_reply or b""
+    return sorted({m.decode() for m in re.findall(rb"^(\d{3})[ -]", sent, re.M)})
+
+
+class Problems:
+    """The violations found in one cell."""
+
+    def __init__(self, cell: Cell) -> None:
+        self.cell = cell
+        self.items: list[str] = []
+
+    def expect(self, ok: object, what: str) -> None:
+        if not ok:
+            self.items.append(what)
+
+    def check(self) -> None:
+        if self.items:
+            pytest.fail(f"{self.cell.step}-{self.cell.fault}:\n  " + "\n  ".join(self.items))
+
+
+def _describe(outcome: object) -> str:
+    return f"{type(outcome).__name__}: {outcome}"
+
+
+def _check_error(p: Problems, outcome: object, elapsed: float, listener: Listener) -> None:
+    """(a), (b) and (e) for a message that must have failed."""
+    cell = p.cell
+    p.expect(elapsed < BOUND, f"(a) took {elapsed:.2f} s (timeout {TIMEOUT} s)")
+    if isinstance(outcome, SendResult):
+        p.expect(False, "(a) success reported, an error was expected")
+        return
+    text = _describe(outcome)
+    p.expect(isinstance(outcome, errors.SMTPError), f"(a) untyped error {text}")
+    words = ANY_STEP if cell.fault == "extra" else STEP_WORDS[cell.step]
+    p.expect(any(w in str(outcome) for w in words), f"(b) error does not name the step: {text}")
+    for code in _reply_codes(cell, listener):
+        p.expect(code in str(outcome), f"(b) error lacks the reply code {code}: {text}")
+    if cell.possibly_delivered:
+        p.expect(
+            isinstance(outcome, errors.PossiblyDelivered)
+            and "may have been delivered" in str(outcome),
+            f"(e) expected PossiblyDelivered ('may have been delivered'), got {text}",
+        )
+
+
+def _settle(listener: Listener) -> None:
+    """Wait until the server is done with every connection: its record is then final."""
+    for session in list(listener.sessions):
+        session.done.wait(CLOSE_WAIT)
+
+
+def _check_delivery(p: Problems, listener: Listener, token: str, outcome: object) -> None:
+    """(d), against the server's final record."""
+    delivered = _delivered(listener, token)
+    if isinstance(outcome, SendResult):
+        p.expect(delivered, f"(d) {token[:6]}: success, but the server never accepted it with 2xx")
+    elif delivered:
+        p.expect(
+            isinstance(outcome, errors.PossiblyDelivered),
+            f"(d) {token[:6]}: accepted by the server, but reported {_describe(outcome)}",
+        )
+
+
+def _check_injected(p: Problems, listener: Listener) -> None:
+    p.expect(
+        listener.sessions and listener.sessions[0].injected,
+        "harness: the client never reached the step (fault not injected)",
+    )
+
+
+def _check_client_closed(p: Problems, listener: Listener) -> None:
+    """(c): the server sees the client close (unless the server closed first)."""
+    if p.cell.fault in SERVER_CLOSES or not listener.sessions:
+        return
+    p.expect(
+        listener.sessions[0].client_closed.wait(CLOSE_WAIT),
+        "(c) the client did not close the connection",
+    )
+
+
+# -- the two clients behind one interface -----------------------------------------------
+
+
+class Api(Protocol):
+    @property
+    def connected(self) -> bool: ...
+    def connect(self) -> None: ...
+    def send(self, token: str) -> SendResult: ...
+    def send_many(self, tokens: list[str]) -> list[SendResult | BaseException]: ...
+    def noop(self) -> None: ...
+    def quit(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _options(step: str, client_ctx: ssl.SSLContext) -> dict[str, Any]:
+    opts: dict[str, Any] = {"tls": "none", "timeout": TIMEOUT, "local_hostname": "client.test"}
+    if step == "STARTTLS":
+        opts.update(tls="starttls", ssl_context=client_ctx)
+    if step == "AUTH":
+        opts.update(username="user", password="secret", allow_plaintext_auth=True)
+    return opts
+
+
+def _items(tokens: list[str]) -> list[tuple[bytes, str, list[str]]]:
+    return [(_message(t), SENDER, RECIPIENTS) for t in tokens]
+
+
+class SyncApi:
+    def __init__(self, port: int, options: dict[str, Any]) -> None:
+        self.client = Client("127.0.0.1", port, **options)
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    def connect(self) -> None:
+        self.client.connect()
+
+    def send(self, token: str) -> SendResult:
+        return self.client.send(_message(token), sender=SENDER, recipients=RECIPIENTS)
+
+    def send_many(self, tokens: list[str]) -> list[SendResult | BaseException]:
+        return self.client.send_many(_items(tokens))
+
+    def noop(self) -> None:
+        self.client.noop()
+
+    def quit(self) -> None:
+        self.client.quit()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class AsyncApi:
+    """The AsyncClient, each call run to completion on a private event loop."""
+
+    def __init__(self, port: int, options: dict[str, Any]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.client = AsyncClient("127.0.0.1", port, **options)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            return self.loop.run_until_complete(coro)
+        finally:
+            self._spin()
+
+    def _spin(self) -> None:
+        # Let the transport's close/abort callbacks run, as a live loop would.
+        for _ in range(3):
+            self.loop.run_until_complete(asyncio.sleep(0))
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    def connect(self) -> None:
+        self._run(self.client.connect())
+
+    def send(self, token: str) -> SendResult:
+        return self._run(self.client.send(_message(token), sender=SENDER, recipients=RECIPIENTS))
+
+    def send_many(self, tokens: list[str]) -> list[SendResult | BaseException]:
+        async def collect() -> list[SendResult | BaseException]:
+            return [o async for o in self.client.send_many(_items(tokens))]
+
+        return self._run(collect())
+
+    def noop(self) -> None:
+        self._run(self.client.noop())
+
+    def quit(self) -> None:
+        self._run(self.client.quit())
+
+    def close(self) -> None:
+        self.client.close()
+        self._spin()
+        self.loop.close()
+
+
+def _make(kind: str, port: int, options: dict[str, Any]) -> Api:
+    return SyncApi(port, options) if kind == "sync" else AsyncApi(port, options)
+
+
+def _finish(api: Api) -> None:
+    try:
+        if api.connected:
+            api.quit()
+    finally:
+        api.close()
+
+
+def _after_success(p: Problems, api: Api) -> None:
+    """After the message went through: QUIT faults, or an unsolicited line left over."""
+    if p.cell.step == "QUIT":
+        start = time.monotonic()
+        try:
+            api.quit()
+        except Exception as exc:
+            p.expect(False, f"quit() raised {type(exc).__name__}: {exc}")
+        p.expect(time.monotonic() - start < BOUND, "quit() exceeded the timeout")
+        p.expect(not api.connected, "(c) still connected after quit()")
+    else:
+        _check_leftover_detected(p, api)
+
+
+def _check_leftover_detected(p: Problems, api: Api) -> None:
+    """An unsolicited line must never be paired with a later command."""
+    if not api.connected:
+        return
+    try:
+        api.noop()
+    except errors.ProtocolError:
+        pass
+    except Exception as exc:
+        p.expect(False, f"(c) NOOP after an unsolicited line: {type(exc).__name__}: {exc}")
+    else:
+        p.expect(False, "(c) NOOP succeeded although an unsolicited reply was pending")
+    p.expect(not api.connected, "(c) still connected after the unsolicited line was found")
+
+
+def _single_cell(kind: str, cell: Cell, faults: FaultServer, client_ctx: ssl.SSLContext) -> None:
+    p = Problems(cell)
+    with faults.listen(cell.step, cell.fault, chunking=cell.step == "BDAT") as listener:
+        api = _make(kind, listener.port, _options(cell.step, client_ctx))
+        token = _token()
+        outcome: SendResult | Exception
+        start = time.monotonic()
+        try:
+            api.connect()
+            outcome = api.send(token)
+        except Exception as exc:  # its type is checked: (a)
+            outcome = exc
+        elapsed = time.monotonic() - start
+        sent: list[tuple[str, object]] = [(token, outcome)]
+        try:
+            if cell.succeeds:
+                p.expect(isinstance(outcome, SendResult), f"expected success: {_describe(outcome)}")
+                p.expect(elapsed < BOUND, f"(a) took {elapsed:.2f} s")
+                if isinstance(outcome, SendResult):
+                    _after_success(p, api)
+            else:
+                _check_error(p, outcome, elapsed, listener)
+                if cell.usable:
+                    p.expect(api.connected, "(c) the session was closed after a plain refusal")
+                    if api.connected:
+                        again = _token()
+                        result: SendResult | Exception
+                        try:
+                            result = api.send(again)
+                        except Exception as exc:
+                            result = exc
+                        p.expect(
+                            isinstance(result, SendResult),
+                            f"(c) the next message failed: {_describe(result)}",
+                        )
+                        sent.append((again, result))
+                else:
+                    p.expect(not api.connected, "(c) still connected after the fault")
+                    _check_client_closed(p, listener)
+        finally:
+            _finish(api)
+        _settle(listener)
+        _check_injected(p, listener)
+        for tok, out in sent:
+            _check_delivery(p, listener, tok, out)
+    p.check()
+
+
+@pytest.mark.parametrize("cell", _cells(STEPS))
+def test_sync(cell: Cell, faults: FaultServer, client_ctx: ssl.SSLContext) -> None:
+    _single_cell("sync", cell, faults, client_ctx)
+
+
+@pytest.mark.parametrize("cell", _cells(STEPS))
+def test_async(cell: Cell, faults: FaultServer, client_ctx: ssl.SSLContext) -> None:
+    _single_cell("async", cell, faults, client_ctx)
+
+
+# -- the Racket layer ---------------------------------------------------------------------
+
+# Racket's smtp-send-message never uses BDAT: its BDAT cells would not reach the fault.
+RACKET_STEPS = tuple(s for s in STEPS if s != "BDAT")
+
+
+@pytest.mark.parametrize("cell", _cells(RACKET_STEPS))
+def test_racket(cell: Cell, faults: FaultServer, client_ctx: ssl.SSLContext) -> None:
+    p = Problems(cell)
+    kwargs: dict[str, Any] = {"timeout": TIMEOUT}
+    if cell.step == "STARTTLS":
+        kwargs["tls_encode"] = functools.partial(ports_to_ssl_ports, context=client_ctx)
+    if cell.step == "AUTH":
+        kwargs.update(auth_user="user", auth_passwd="secret", allow_plaintext_auth=True)
+    with faults.listen(cell.step, cell.fault) as listener:
+        token = _token()
+        header = f"From: {SENDER}\r\nTo: {RECIPIENTS[0]}\r\nSubject: {token}\r\n\r\n"
+        outcome: SendResult | Exception
+        start = time.monotonic()
+        try:
+            outcome = smtp_send_message(
+                "127.0.0.1",
+                SENDER,
+                RECIPIENTS,
+                header,
+                [f"body of {token}"],
+                listener.port,
+                **kwargs,
+            )
+        except Exception as exc:  # its type is checked: (a)
+            outcome = exc
+        elapsed = time.monotonic() - start
+        if cell.succeeds:
+            p.expect(isinstance(outcome, SendResult), f"expected success: {_describe(outcome)}")
+            p.expect(elapsed < BOUND, f"(a) took {elapsed:.2f} s")
+        else:
+            _check_error(p, outcome, elapsed, listener)
+        # (c) the Racket layer always closes its connection before returning.
+        if listener.sessions and cell.fault not in SERVER_CLOSES:
+            p.expect(
+                listener.sessions[0].done.wait(CLOSE_WAIT),
+                "(c) the connection was left open",
+            )
+        _settle(listener)
+        _check_injected(p, listener)
+        if cell.fault in ("4xx", "5xx") and cell.step != "QUIT" and listener.sessions:
+            # Spec (racket-net.md, fix 8): QUIT after a server error reply.
+            p.expect(
+                "QUIT" in listener.sessions[0].commands,
+                "after a refusal the session did not end with QUIT",
+            )
+        _check_delivery(p, listener, token, outcome)
+    p.check()
+
+
+# -- send_many: pipelined batches ---------------------------------------------------------
+
+MANY_CELLS = [
+    pytest.param(mode, Cell(step, fault), id=f"{mode}-{step}-{fault}")
+    for mode, steps in (
+        ("data", ("MAIL", "RCPT", "DATA", "end-of-data")),
+        ("bdat", ("MAIL", "RCPT", "BDAT")),
+    )
+    for step in steps
+    for fault in FAULTS
+]
+
+
+def _many_cell(
+    kind: str, mode: str, cell: Cell, faults: FaultServer, client_ctx: ssl.SSLContext
+) -> None:
+    p = Problems(cell)
+    with faults.listen(cell.step, cell.fault, chunking=mode == "bdat") as listener:
+        api = _make(kind, listener.port, _options(cell.step, client_ctx))
+        tokens = [_token() for _ in range(3)]
+        outcomes: list[SendResult | BaseException] = []
+        start = time.monotonic()
+        try:
+            api.connect()
+            outcomes = api.send_many(tokens)
+        except Exception as exc:
+            p.expect(False, f"send_many raised instead of reporting: {_describe(exc)}")
+        elapsed = time.monotonic() - start
+        try:
+            p.expect(len(outcomes) == 3, f"expected 3 outcomes, got {len(outcomes)}")
+            p.expect(elapsed < BOUND, f"(a) send_many took {elapsed:.2f} s")
+            for i, outcome in enumerate(outcomes):
+                if not isinstance(outcome, SendResult):
+                    p.expect(
+                        isinstance(outcome, errors.SMTPError),
+                        f"(a) message {i + 1}: untyped {_describe(outcome)}",
+                    )
+            first = outcomes[0] if outcomes else None
+            if cell.succeeds:
+                p.expect(isinstance(first, SendResult), f"message 1: expected success: {first!r}")
+            elif first is not None and not (
+                cell.fault == "extra" and isinstance(first, SendResult)
+            ):
+                # With everything pipelined, a message may even be delivered past an
+                # unsolicited line; (d) below checks that its success is real.
+                _check_error(p, first, elapsed, listener)
+            if cell.usable:
+                p.expect(api.connected, "(c) the session was closed after a plain refusal")
+                for i, outcome in enumerate(outcomes[1:], 2):
+                    p.expect(
+                        isinstance(outcome, SendResult),
+                        f"(c) message {i} after the refusal: {_describe(outcome)}",
+                    )
+            elif cell.fault == "extra":
+                _check_leftover_detected(p, api)
+            else:
+                p.expect(not api.connected, "(c) still connected after the fault")
+                _check_client_closed(p, listener)
+        finally:
+            _finish(api)
+        _settle(listener)
+        _check_injected(p, listener)
+        for token, outcome in zip(tokens, outcomes, strict=False):
+            _check_delivery(p, listener, token, outcome)
+    p.check()
+
+
+@pytest.mark.parametrize(("mode", "cell"), MANY_CELLS)
+def test_send_many_sync(
+    mode: str, cell: Cell, faults: FaultServer, client_ctx: ssl.SSLContext
+) -> None:
+    _many_cell("sync", mode, cell, faults, client_ctx)
+
+
+@pytest.mark.parametrize(("mode", "cell"), MANY_CELLS)
+def test_send_many_async(
+    mode: str, cell: Cell, faults: FaultServer, client_ctx: ssl.SSLContext
+) -> None:
+    _many_cell("async", mode, cell, faults, client_ctx)
