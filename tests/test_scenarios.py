@@ -405,3 +405,41 @@ def test_send_many_reports_every_message_when_the_connection_drops() -> None:
     assert isinstance(outcomes[2], errors.ServerDisconnected)
     assert not isinstance(outcomes[2], errors.PossiblyDelivered)
     assert "not sent" in str(outcomes[2])
+
+
+# -- BINARYMIME (RFC 3030 §3) ----------------------------------------------------------
+
+BINARY = b"Content-Type: application/octet-stream\r\n\r\n\x00\x01bare\nlf\rcr\x00"
+
+
+def test_binary_content_goes_by_bdat_binarymime_unchanged() -> None:
+    script = [
+        *GREET,
+        ("S", b"250-mx.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 BINARYMIME\r\n"),
+        (
+            "C",
+            b"MAIL FROM:<a@x> BODY=BINARYMIME\r\nRCPT TO:<b@y>\r\n"
+            + f"BDAT {len(BINARY)} LAST\r\n".encode()
+            + BINARY,
+        ),
+        ("S", b"250 ok\r\n250 ok\r\n250 ok\r\n"),
+        *QUIT,
+    ]
+    with ScriptedServer(script) as server:
+        with Client(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
+        ) as client:
+            assert client.send(BINARY, sender="a@x", recipients=["b@y"]).accepted == ["b@y"]
+    assert server.errors == []
+
+
+def test_binary_content_without_binarymime_is_refused_before_mail() -> None:
+    script = [*GREET, ("S", b"250-mx.test\r\n250-CHUNKING\r\n250 8BITMIME\r\n"), *QUIT]
+    with ScriptedServer(script) as server:
+        with Client(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
+        ) as client:
+            with pytest.raises(errors.ExtensionNotSupported, match="BINARYMIME"):
+                client.send(BINARY, sender="a@x", recipients=["b@y"])
+            assert client.connected
+    assert server.errors == []

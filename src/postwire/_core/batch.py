@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..errors import (
     DataError,
+    ExtensionNotSupported,
     ProtocolError,
     RecipientsRefused,
     SenderRefused,
@@ -117,6 +118,10 @@ def send_batch(
                 continue
             try:
                 params = mail_params(conn, item.envelope)
+                if item.envelope.binary and not bdat:
+                    raise ExtensionNotSupported(
+                        "a binary message needs BDAT, and chunking was turned off", step="MAIL"
+                    )
             except SMTPError as exc:
                 on_result(index, exc)
                 continue
@@ -127,7 +132,7 @@ def send_batch(
             group.extend(conn.send(c.Rcpt(rcpt, env.rcpt_params)) for rcpt in env.recipients)
             if bdat:
                 yield Send(b"".join(group))
-                flight.body = BdatBody(conn)
+                flight.body = BdatBody(conn, normalize=not env.binary)
                 yield SendBody(flight.body, item.content)
                 flight.end_sent = True
                 flights.append(flight)

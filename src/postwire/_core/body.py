@@ -52,14 +52,18 @@ class BdatBody(BodyEncoder):
     non-final chunk; ``finish`` sends what is left with ``LAST``.
     """
 
-    def __init__(self, conn: SMTPConnection, chunk_size: int = BDAT_CHUNK_SIZE) -> None:
+    def __init__(
+        self, conn: SMTPConnection, chunk_size: int = BDAT_CHUNK_SIZE, *, normalize: bool = True
+    ) -> None:
         self._conn = conn
         self._buf = bytearray()
-        self._norm = LineNormalizer()
+        # BODY=BINARYMIME content travels as it is (RFC 3030 §3); anything
+        # else gets CRLF line endings, as DATA would.
+        self._norm = LineNormalizer() if normalize else None
         self.chunk_size = chunk_size
 
     def feed(self, chunk: bytes) -> bytes:
-        self._buf += self._norm.feed(chunk)
+        self._buf += self._norm.feed(chunk) if self._norm is not None else chunk
         if len(self._buf) < self.chunk_size:
             return b""
         data = bytes(self._buf)
@@ -68,7 +72,8 @@ class BdatBody(BodyEncoder):
         return self._conn.send_chunk(data, last=False)
 
     def finish(self) -> bytes:
-        self._buf += self._norm.finish()
+        if self._norm is not None:
+            self._buf += self._norm.finish()
         data = bytes(self._buf)
         self._buf.clear()
         self.replies += 1

@@ -19,7 +19,7 @@ class Envelope:
     ``eight_bit`` says the content has octets above 127 (BODY=8BITMIME,
     RFC 6152), ``None`` that it is not known (a stream: BODY=8BITMIME is
     declared when offered); ``smtputf8`` says addresses or headers are UTF-8
-    (RFC 6531).
+    (RFC 6531).  A ``BODY=BINARYMIME`` in ``mail_params`` sets ``binary``.
     """
 
     sender: str
@@ -29,6 +29,9 @@ class Envelope:
     smtputf8: bool = False
     mail_params: Params = ()
     rcpt_params: Params = ()
+    #: Binary content (e.g. NUL octets, or lines not ended by CRLF) that must
+    #: travel unchanged: BODY=BINARYMIME over BDAT (RFC 3030 §3).
+    binary: bool = False
 
     def __post_init__(self) -> None:
         check_argument("sender address", self.sender)
@@ -38,6 +41,10 @@ class Envelope:
             raise ValueError("no recipients: a message needs at least one")
         for rcpt in self.recipients:
             check_argument("recipient address", rcpt)
+        if not self.binary and any(
+            k.upper() == "BODY" and (v or "").upper() == "BINARYMIME" for k, v in self.mail_params
+        ):
+            object.__setattr__(self, "binary", True)
         if not self.smtputf8 and not (
             self.sender.isascii() and all(r.isascii() for r in self.recipients)
         ):

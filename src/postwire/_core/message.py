@@ -116,6 +116,7 @@ def prepare_message(
         )
     if isinstance(message, (bytes, bytearray, memoryview)):
         data = bytes(message)
+        # NUL cannot travel in DATA, nor under 8BITMIME (RFC 6152 §2): only BINARYMIME.
         env = Envelope(
             sender,
             tuple(recipients),
@@ -124,6 +125,7 @@ def prepare_message(
             False,
             mail_params,
             rcpt_params,
+            binary=b"\0" in data,
         )
         return PreparedMessage(env, data)
     if hasattr(message, "read"):

@@ -253,7 +253,16 @@ def mail_params(conn: SMTPConnection, envelope: Envelope) -> c.Params:
                 step="MAIL",
             )
         params.append(("SIZE", str(envelope.size)))
-    if envelope.eight_bit is None:
+    if envelope.binary:
+        # RFC 3030 §3: binary content needs BINARYMIME, which needs BDAT.
+        if not (ext.binarymime and ext.chunking):
+            raise ExtensionNotSupported(
+                "the message is binary (it has NUL octets, or BODY=BINARYMIME was asked for) "
+                "but the server does not offer BINARYMIME with CHUNKING",
+                step="MAIL",
+            )
+        params.append(("BODY", "BINARYMIME"))
+    elif envelope.eight_bit is None:
         if ext.eightbitmime:
             params.append(("BODY", "8BITMIME"))
     elif envelope.eight_bit:
@@ -297,8 +306,12 @@ def transaction(
     """
     ext = conn.extensions
     pipe = ext.pipelining if pipelining is None else (pipelining and ext.pipelining)
-    bdat = ext.chunking if chunking is None else (chunking and ext.chunking)
     params = mail_params(conn, envelope)
+    bdat = ext.chunking if chunking is None else (chunking and ext.chunking)
+    if envelope.binary and not bdat:
+        raise ExtensionNotSupported(
+            "a binary message needs BDAT, and chunking was turned off", step="MAIL"
+        )
 
     yield Send(conn.send(c.Mail(envelope.sender, params)))
     mail_reply: Reply | None = None
@@ -390,7 +403,7 @@ def _send_bdat(
     accepted: list[str],
     refused: dict[str, Reply],
 ) -> Generator[Effect, Reply | None, SendResult]:
-    body = BdatBody(conn)
+    body = BdatBody(conn, normalize=not envelope.binary)
     mail_reply: Reply | None = None
     # RFC 3030 §4.2 with RFC 2920: MAIL, RCPT and the chunks in one go.
     yield SendBody(body, content)
