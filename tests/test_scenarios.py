@@ -443,3 +443,42 @@ def test_binary_content_without_binarymime_is_refused_before_mail() -> None:
                 client.send(BINARY, sender="a@x", recipients=["b@y"])
             assert client.connected
     assert server.errors == []
+
+
+def test_send_many_falls_back_to_lock_step_when_pipelining_misbehaves() -> None:
+    """A server that offers PIPELINING but answers a group out of step (chatmail#4006)."""
+    first = [
+        *GREET,
+        ("S", b"250-mx.test\r\n250 PIPELINING\r\n"),
+        ("C", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+        # MAIL is answered twice: every later pairing would be wrong.
+        ("S", b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        ("DRAIN", 1.0),
+    ]
+    lock_step = [
+        *GREET,
+        ("S", b"250-mx.test\r\n250 PIPELINING\r\n"),
+        *[
+            step
+            for _ in range(2)
+            for step in [
+                ("C", b"MAIL FROM:<a@x>\r\n"),
+                ("S", b"250 ok\r\n"),
+                ("C", b"RCPT TO:<b@y>\r\n"),
+                ("S", b"250 ok\r\n"),
+                ("C", b"DATA\r\n"),
+                ("S", b"354 go\r\n"),
+                ("C", WIRE),
+                ("S", b"250 queued\r\n"),
+            ]
+        ],
+        *QUIT,
+    ]
+    with ScriptedServer(first, then=[lock_step]) as server:
+        with Client(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
+        ) as client:
+            outcomes = client.send_many([ITEMS[0], ITEMS[0]])
+            assert client.pipelining is False
+    assert server.errors == []
+    assert [type(o).__name__ for o in outcomes] == ["SendResult", "SendResult"]

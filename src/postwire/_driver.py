@@ -13,10 +13,13 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 from ._core.connection import ConnectionClosed, SMTPConnection, closed_error
+from ._core.message import PreparedMessage
+from ._core.pooling import retryable
 from ._core.state import State
 from ._core.timeouts import Timeouts
 from .errors import (
     ExtensionNotSupported,
+    ProtocolError,
     RecipientsRefused,
     ReplyError,
     ServerDisconnected,
@@ -33,6 +36,7 @@ __all__ = [
     "aiter_content",
     "iter_content",
     "not_sent",
+    "resendable",
 ]
 
 #: Size of the pieces read from files and cut from large byte strings.
@@ -138,6 +142,20 @@ def not_sent(exc: BaseException) -> ServerDisconnected:
     )
     err.__cause__ = exc
     return err
+
+
+def resendable(item: object, outcome: object) -> bool:
+    """Whether a message may be sent again after its connection failed.
+
+    Only when it certainly was not delivered (not sent, or refused by a
+    protocol failure before its end of data) and its content can be read
+    again (bytes, not a consumed file or iterator).
+    """
+    if not isinstance(item, PreparedMessage) or not isinstance(item.content, bytes):
+        return False
+    if outcome is None or retryable(outcome):
+        return True
+    return isinstance(outcome, ProtocolError)
 
 
 def _chunk_bytes(content: bytes) -> Iterator[bytes]:

@@ -24,11 +24,11 @@ from ._core.message import PreparedMessage
 from ._core.names import ehlo_name
 from ._core.reply import Reply
 from ._core.timeouts import Timeouts
-from ._driver import FLUSH_AT, DriverBase, Usable, aiter_content, not_sent
+from ._driver import FLUSH_AT, DriverBase, Usable, aiter_content, not_sent, resendable
 from ._net.aio import AsyncStream, open_connection
 from ._net.tls import explain_tls_error
 from .client import BATCH, _greeting_hint, _simple
-from .errors import AuthenticationError, SMTPError, Timeout, TLSError
+from .errors import AuthenticationError, ProtocolError, SMTPError, Timeout, TLSError
 from .trace import Tracer
 
 __all__ = ["AsyncClient", "AsyncSession"]
@@ -343,38 +343,62 @@ class AsyncClient(BaseClient):
         See :meth:`Client.send_many`.  Messages are pipelined in runs of
         :data:`BATCH` so outcomes stream out while later messages are sent.
         """
-        session = self._require()
+        self._require()
         items = self._prepared_items(enumerate(messages))
         broken: BaseException | None = None
-        while True:
-            run = list(itertools.islice(items, BATCH))
-            if not run:
-                return
+        while run := list(itertools.islice(items, BATCH)):
             outcomes: dict[int, SendResult | BaseException] = {}
             if broken is not None:
                 outcomes.update((i, not_sent(broken)) for i, _ in run)
             else:
-                try:
-                    if self.pipelining and session.conn.extensions.pipelining:
-                        await session.run(
-                            send_batch(
-                                session.conn, iter(run), outcomes.__setitem__,
-                                chunking=self.chunking, window=window,
-                            )
-                        )  # fmt: skip
+                pipelined = self._pipelines()
+                broken = await self._send_run(run, outcomes, window)
+                if isinstance(broken, ProtocolError) and pipelined:
+                    # See Client.send_many: pipelining off, redo in lock-step.
+                    self.pipelining = False
+                    logger.warning("%s: pipelining turned off after: %s", self.host, broken)
+                    redo = [(i, m) for i, m in run if resendable(m, outcomes.get(i))]
+                    try:
+                        self.close()
+                        await self.connect()
+                    except (SMTPError, OSError) as exc:
+                        broken = exc
                     else:
-                        for index, item in run:
-                            outcomes[index] = (
-                                item
-                                if isinstance(item, BaseException)
-                                else await self._send_one(session, item)
-                            )
-                except (SMTPError, OSError) as exc:
-                    broken = exc
-                    for index, _ in run:
-                        outcomes.setdefault(index, not_sent(exc))
+                        broken = await self._send_run(redo, outcomes, window)
             for index, _ in run:
                 yield outcomes[index]
+
+    def _pipelines(self) -> bool:
+        return self.pipelining and self._require().conn.extensions.pipelining
+
+    async def _send_run(
+        self,
+        run: list[tuple[int, PreparedMessage | BaseException]],
+        outcomes: dict[int, SendResult | BaseException],
+        window: int,
+    ) -> BaseException | None:
+        """Send one run of messages; returns the error that broke the connection, if any."""
+        session = self._require()
+        try:
+            if self._pipelines():
+                await session.run(
+                    send_batch(
+                        session.conn, iter(run), outcomes.__setitem__,
+                        chunking=self.chunking, window=window,
+                    )
+                )  # fmt: skip
+            else:
+                for index, item in run:
+                    outcomes[index] = (
+                        item
+                        if isinstance(item, BaseException)
+                        else await self._send_one(session, item)
+                    )
+        except (SMTPError, OSError) as exc:
+            for index, _ in run:
+                outcomes.setdefault(index, not_sent(exc))
+            return exc
+        return None
 
     async def _send_one(
         self, session: AsyncSession, prepared: PreparedMessage

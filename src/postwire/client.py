@@ -23,10 +23,17 @@ from ._core.message import PreparedMessage
 from ._core.names import ehlo_name
 from ._core.reply import Reply
 from ._core.timeouts import Timeouts
-from ._driver import FLUSH_AT, DriverBase, Usable, iter_content, not_sent
+from ._driver import FLUSH_AT, DriverBase, Usable, iter_content, not_sent, resendable
 from ._net.sync import SocketStream, open_socket
 from ._net.tls import explain_tls_error
-from .errors import AuthenticationError, CancelledSend, SMTPError, Timeout, TLSError
+from .errors import (
+    AuthenticationError,
+    CancelledSend,
+    ProtocolError,
+    SMTPError,
+    Timeout,
+    TLSError,
+)
 from .trace import Tracer
 
 __all__ = ["CancelHandle", "Client", "Session", "TLSMode"]
@@ -459,7 +466,7 @@ class Client(BaseClient):
         messages in flight).  A refused message does not stop the others; a
         broken connection does, and the messages not sent get its error.
         """
-        session = self._require()
+        self._require()
         items = self._prepared_items(enumerate(messages))
         outcomes: dict[int, SendResult | BaseException] = {}
         broken: BaseException | None = None
@@ -468,26 +475,53 @@ class Client(BaseClient):
             if broken is not None:
                 outcomes.update((i, not_sent(broken)) for i, _ in run)
                 continue
-            try:
-                if self.pipelining and session.conn.extensions.pipelining:
-                    session.run(
-                        send_batch(
-                            session.conn, iter(run), outcomes.__setitem__,
-                            chunking=self.chunking, window=window,
-                        )
-                    )  # fmt: skip
+            pipelined = self._pipelines()
+            broken = self._send_run(run, outcomes, window)
+            if isinstance(broken, ProtocolError) and pipelined:
+                # The server offers PIPELINING but answered out of step: turn
+                # pipelining off for this client and redo, in lock-step on a new
+                # connection, what certainly was not delivered.
+                self.pipelining = False
+                logger.warning("%s: pipelining turned off after: %s", self.host, broken)
+                redo = [(i, m) for i, m in run if resendable(m, outcomes.get(i))]
+                try:
+                    self.close()
+                    self.connect()
+                except (SMTPError, OSError) as exc:
+                    broken = exc
                 else:
-                    for index, item in run:
-                        outcomes[index] = (
-                            item
-                            if isinstance(item, BaseException)
-                            else self._send_one(session, item)
-                        )
-            except (SMTPError, OSError) as exc:
-                broken = exc
-                for index, _ in run:
-                    outcomes.setdefault(index, not_sent(exc))
+                    broken = self._send_run(redo, outcomes, window)
         return [outcomes[i] for i in range(len(outcomes))]
+
+    def _pipelines(self) -> bool:
+        return self.pipelining and self._require().conn.extensions.pipelining
+
+    def _send_run(
+        self,
+        run: list[tuple[int, PreparedMessage | BaseException]],
+        outcomes: dict[int, SendResult | BaseException],
+        window: int,
+    ) -> BaseException | None:
+        """Send one run of messages; returns the error that broke the connection, if any."""
+        session = self._require()
+        try:
+            if self._pipelines():
+                session.run(
+                    send_batch(
+                        session.conn, iter(run), outcomes.__setitem__,
+                        chunking=self.chunking, window=window,
+                    )
+                )  # fmt: skip
+            else:
+                for index, item in run:
+                    outcomes[index] = (
+                        item if isinstance(item, BaseException) else self._send_one(session, item)
+                    )
+        except (SMTPError, OSError) as exc:
+            for index, _ in run:
+                outcomes.setdefault(index, not_sent(exc))
+            return exc
+        return None
 
     def _send_one(self, session: Session, prepared: PreparedMessage) -> SendResult | SMTPError:
         """One transaction; a refusal is returned, a broken connection raised."""

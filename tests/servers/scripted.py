@@ -25,11 +25,14 @@ class ScriptedServer:
         self,
         script: Sequence[Step],
         *,
+        then: Sequence[Sequence[Step]] = (),
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
         timeout: float = 10.0,
     ) -> None:
         self.script = list(script)
+        #: Scripts for the next connections, served one after the other.
+        self.scripts = [self.script, *(list(t) for t in then)]
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.timeout = timeout
@@ -58,12 +61,18 @@ class ScriptedServer:
         return b"".join(self.received)
 
     def _serve(self) -> None:
+        for script in self.scripts:
+            self.script = script
+            if not self._serve_one():
+                break
+        self.finished.set()
+
+    def _serve_one(self) -> bool:
         try:
             conn, _ = self._listener.accept()
         except OSError:
             self.errors.append("no client connected")
-            self.finished.set()
-            return
+            return False
         record = bytearray()
         self.received.append(b"")
         index = len(self.received) - 1
@@ -124,4 +133,4 @@ class ScriptedServer:
                 sock.close()
             except OSError:
                 pass
-            self.finished.set()
+        return True
