@@ -5,13 +5,15 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import ssl
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from ._core.commands import Ehlo, params_from
 from ._core.connection import SMTPConnection
+from ._core.envelope import SendResult
 from ._core.extensions import Extensions
+from ._core.procedures import Effect, transaction
 from ._core.message import PreparedMessage, envelope_from_message, prepare_message
 from ._core.reply import Reply
 from ._core.sasl import Mechanism, choose_mechanism
@@ -158,6 +160,18 @@ class BaseClient:
             preferred=self._auth_mechanism,
             host=self.server_hostname or self.host,
             port=self.port,
+        )
+
+    def _transaction(
+        self, conn: SMTPConnection, prepared: PreparedMessage
+    ) -> Generator[Effect, Reply | None, SendResult]:
+        """The core procedure that sends ``prepared`` with this client's settings."""
+        return transaction(
+            conn,
+            prepared.envelope,
+            prepared.content,
+            pipelining=self.pipelining,
+            chunking=self.chunking,
         )
 
     def _prepared_items(

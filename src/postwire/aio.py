@@ -308,13 +308,7 @@ class AsyncClient(BaseClient):
         session.start_deadline(deadline if deadline is not None else self.timeouts.total)
         inner = asyncio.ensure_future(
             session.run(
-                p.transaction(
-                    session.conn,
-                    prepared.envelope,
-                    prepared.content,
-                    pipelining=self.pipelining,
-                    chunking=self.chunking,
-                ),
+                self._transaction(session.conn, prepared),
                 size=prepared.envelope.size or 0,
                 hook=end_of_message,
             )
@@ -405,13 +399,7 @@ class AsyncClient(BaseClient):
     ) -> SendResult | SMTPError:
         try:
             return await session.run(
-                p.transaction(
-                    session.conn,
-                    prepared.envelope,
-                    prepared.content,
-                    pipelining=self.pipelining,
-                    chunking=self.chunking,
-                ),
+                self._transaction(session.conn, prepared),
                 size=prepared.envelope.size or 0,
             )
         except SMTPError as exc:

@@ -434,13 +434,7 @@ class Client(BaseClient):
         session.start_deadline(deadline if deadline is not None else self.timeouts.total)
         try:
             return session.run(
-                p.transaction(
-                    session.conn,
-                    prepared.envelope,
-                    prepared.content,
-                    pipelining=self.pipelining,
-                    chunking=self.chunking,
-                ),
+                self._transaction(session.conn, prepared),
                 size=prepared.envelope.size or 0,
                 hook=end_of_message,
                 cancel=cancel,
@@ -527,13 +521,7 @@ class Client(BaseClient):
         """One transaction; a refusal is returned, a broken connection raised."""
         try:
             return session.run(
-                p.transaction(
-                    session.conn,
-                    prepared.envelope,
-                    prepared.content,
-                    pipelining=self.pipelining,
-                    chunking=self.chunking,
-                ),
+                self._transaction(session.conn, prepared),
                 size=prepared.envelope.size or 0,
             )
         except SMTPError as exc:
