@@ -13,8 +13,8 @@ from ._core.commands import Ehlo, params_from
 from ._core.connection import SMTPConnection
 from ._core.envelope import SendResult
 from ._core.extensions import Extensions
-from ._core.procedures import Effect, transaction
 from ._core.message import PreparedMessage, envelope_from_message, prepare_message
+from ._core.procedures import Effect, transaction
 from ._core.reply import Reply
 from ._core.sasl import Mechanism, choose_mechanism
 from ._core.timeouts import Timeouts
