@@ -181,9 +181,11 @@ class Session(DriverBase):
 
     def _flush(self) -> None:
         if self.out:
-            data = bytes(self.out)
-            self.out.clear()
-            self.stream.write(data, self.remaining(self.timeouts.data), "write")
+            try:
+                # sendall() is done with the buffer when it returns: no copy needed.
+                self.stream.write(self.out, self.remaining(self.timeouts.data), "write")
+            finally:
+                self.out.clear()
 
     def _read_reply(self, wait: p.Wait, size: int) -> Reply:
         conn = self.conn

@@ -68,6 +68,8 @@ def _check_params(params: Params) -> Params:
 
 def params_from(params: Mapping[str, str | None] | Iterable[tuple[str, str | None]]) -> Params:
     """Normalise ESMTP parameters given as a mapping or pairs."""
+    if not params:
+        return ()
     items = params.items() if isinstance(params, Mapping) else params
     return _check_params(tuple((k, v) for k, v in items))
 

@@ -45,9 +45,12 @@ class DotStuffer:
             self._cr_pending = True
             if not data:
                 return b""
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        data = data.replace(b"\n", b"\r\n")
+        crlf = data.count(b"\r\n")
+        if crlf != data.count(b"\n") or crlf != data.count(b"\r"):
+            # Some bare CR or LF: normalise (content already in CRLF skips this).
+            if b"\r" in data:
+                data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            data = data.replace(b"\n", b"\r\n")
         if b"\n." in data:
             data = data.replace(b"\n.", b"\n..")
         if self._at_line_start and data[:1] == b".":

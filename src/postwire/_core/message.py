@@ -115,7 +115,7 @@ def prepare_message(
             "or an EmailMessage, not str: encode it first"
         )
     if isinstance(message, (bytes, bytearray, memoryview)):
-        data = bytes(message)
+        data = message if isinstance(message, bytes) else bytes(message)
         # NUL cannot travel in DATA, nor under 8BITMIME (RFC 6152 §2): only BINARYMIME.
         env = Envelope(
             sender,

@@ -16,6 +16,8 @@ from ..errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
 
 __all__ = ["AsyncStream", "open_connection"]
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
 
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
@@ -62,20 +64,61 @@ class _Protocol(asyncio.Protocol):
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
-    async def read(self) -> bytes:
-        while not self.buffer and not self.eof:
-            self._readable = asyncio.get_running_loop().create_future()
-            await self._readable
+    def take(self) -> bytes:
         data = bytes(self.buffer)
         self.buffer.clear()
         return data
 
-    async def drain(self) -> None:
+    async def wait_readable(self, timeout: float | None) -> bool:
+        """Wait until data or EOF is there; False on timeout."""
+        while not self.buffer and not self.eof:
+            self._readable = asyncio.get_running_loop().create_future()
+            if not await _wait(self._readable, timeout):
+                return False
+        return True
+
+    @property
+    def paused(self) -> bool:
+        return self._paused and not self.eof
+
+    async def wait_writable(self, timeout: float | None) -> bool:
+        """Wait until the transport takes more data; False on timeout."""
         while self._paused and not self.eof:
             self._writable = asyncio.get_running_loop().create_future()
-            await self._writable
+            if not await _wait(self._writable, timeout):
+                return False
         if self.eof and self.error is not None:
             raise ConnectionResetError(str(self.error))
+        return True
+
+
+async def _wait(future: asyncio.Future[None], timeout: float | None) -> bool:
+    """Await ``future`` for at most ``timeout`` seconds; False if the time ran out.
+
+    One timer callback instead of ``asyncio.wait_for``, which makes a Task for
+    every call: this is on the path of every reply.
+    """
+    if timeout is None:
+        await future
+        return True
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        if not future.done():
+            expired = True
+            future.cancel()
+
+    handle = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        await future
+    except asyncio.CancelledError:
+        if not expired:
+            raise  # our own task was cancelled
+        return False
+    finally:
+        handle.cancel()
+    return True
 
 
 async def open_connection(
@@ -125,6 +168,11 @@ class AsyncStream:
         self.transport = transport
         self.protocol = protocol
         self.peer = peer
+        sock = transport.get_extra_info("socket")
+        self._sock = (
+            sock if _QUICKACK is not None and sock is not None and sock.family != socket.AF_UNIX
+            else None
+        )
 
     @property
     def local_address(self) -> str | None:
@@ -132,12 +180,16 @@ class AsyncStream:
         return str(name[0]) if name else None
 
     async def read(self, timeout: float | None, step: str) -> bytes:
-        try:
-            data = await asyncio.wait_for(self.protocol.read(), timeout)
-        except asyncio.TimeoutError:
-            raise Timeout(
-                f"{step}: no reply from {self.peer} within {timeout:.3g} s", step=step
-            ) from None
+        proto = self.protocol
+        if self._sock is not None:
+            # See _net/sync.py: no delayed ACK while we wait for pipelined replies.
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                self._sock = None
+        if not proto.buffer and not proto.eof and not await proto.wait_readable(timeout):
+            raise Timeout(f"{step}: no reply from {self.peer} within {timeout:.3g} s", step=step)
+        data = proto.take()
         if not data and self.protocol.error is not None:
             err = self.protocol.error
             raise ServerDisconnected(
@@ -151,12 +203,13 @@ class AsyncStream:
         if self.transport.is_closing():
             raise ServerDisconnected(f"{step}: connection to {self.peer} is closed", step=step)
         self.transport.write(data)
+        if not self.protocol.paused:
+            return  # the transport took it all (the usual case): no wait
         try:
-            await asyncio.wait_for(self.protocol.drain(), timeout)
-        except asyncio.TimeoutError:
-            raise Timeout(
-                f"{step}: sending to {self.peer} stalled for {timeout:.3g} s", step=step
-            ) from None
+            if not await self.protocol.wait_writable(timeout):
+                raise Timeout(
+                    f"{step}: sending to {self.peer} stalled for {timeout:.3g} s", step=step
+                )
         except OSError as exc:
             raise ServerDisconnected(
                 f"{step}: connection to {self.peer} broke while sending: {exc}", step=step
