@@ -1,0 +1,92 @@
+"""Public API as a user writes it, checked by ``mypy --strict`` (never run by pytest).
+
+If a public signature changes in a way that breaks ordinary use, the type
+check in ``./run tests`` fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from email.message import EmailMessage
+
+from postwire import (
+    AsyncClient,
+    AsyncPool,
+    CancelHandle,
+    Client,
+    Pool,
+    RecipientsRefused,
+    Reply,
+    SendResult,
+    SMTPError,
+    Timeouts,
+)
+from postwire.head import compose_message, extract_field, standard_message_header
+from postwire.smtp import ports_to_ssl_ports, smtp_send_message, smtp_sending_end_of_message
+
+
+def sync_usage(msg: EmailMessage) -> list[str]:
+    ctx: ssl.SSLContext = ssl.create_default_context()
+    with Client(
+        "mail.example.org",
+        587,
+        ssl_context=ctx,
+        username="u",
+        password="p",
+        timeouts=Timeouts(connect=5, data_end=120),
+    ) as client:
+        result: SendResult = client.send(msg)
+        raw: SendResult = client.send(b"Subject: x\r\n\r\nx\r\n", sender="a@x", recipients=["b@y"])
+        refused: dict[str, Reply] = dict(raw.refused)
+        outcomes = client.send_many([msg, (b"x\r\n", "a@x", ["b@y"])])
+        for outcome in outcomes:
+            if isinstance(outcome, SendResult):
+                print(outcome.reply.code, outcome.reply.enhanced_status)
+        handle = CancelHandle()
+        client.send(msg, cancel=handle, end_of_message=lambda: None)
+        print(refused, client.extensions.max_size, client.tls_active)
+        return result.accepted
+
+
+async def async_usage(msg: EmailMessage) -> None:
+    async def token() -> str:
+        return "t"
+
+    async with AsyncClient("mail.example.org", 587, username="u", oauth2_token=token) as client:
+        try:
+            result = await client.send(msg)
+            print(result.accepted)
+        except RecipientsRefused as exc:
+            print(exc.refused)
+        except SMTPError as exc:
+            print(exc.step, exc.reply, exc.is_transient)
+        async for outcome in client.send_many([msg]):
+            print(outcome)
+    async with AsyncPool("mail.example.org", max_connections=4) as pool:
+        async for outcome in pool.send_many([msg]):
+            print(outcome)
+
+
+def racket_usage() -> None:
+    header = standard_message_header("a@x", ["b@y"], [], [], "hi")
+    assert extract_field("Subject", header) == "hi"
+    with smtp_sending_end_of_message.parameterize(lambda: None):
+        smtp_send_message(
+            "mail.example.org",
+            "a@x",
+            ["b@y"],
+            header,
+            ["line"],
+            587,
+            auth_user="a",
+            auth_passwd="p",
+            tls_encode=ports_to_ssl_ports,
+        )
+    data: bytes = compose_message(header, ["line"])
+    with Pool("mail.example.org") as pool:
+        pool.send(data, sender="a@x", recipients=["b@y"])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    asyncio.run(async_usage(EmailMessage()))
