@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 
+from ._core.body import BodyEncoder
 from ._core.connection import ConnectionClosed, SMTPConnection, closed_error
 from ._core.message import PreparedMessage
 from ._core.pooling import retryable
@@ -120,6 +121,14 @@ class DriverBase:
         self.tracer.received_raw(data)
         for reply in conn.ready_replies[before:]:
             self.tracer.received(reply)
+
+    def _body_chunk(self, encoder: BodyEncoder, chunk: bytes) -> None:
+        """Encode one piece of message content into the output buffer."""
+        data = encoder.feed(chunk)
+        if data:
+            if self.tracing:
+                self.tracer.sent_data(data)
+            self.out += data
 
     def next_step(self) -> str:
         return self.conn.next_verb or "reply"

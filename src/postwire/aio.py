@@ -24,7 +24,7 @@ from ._core.message import PreparedMessage
 from ._core.names import ehlo_name
 from ._core.reply import Reply
 from ._core.timeouts import Timeouts
-from ._driver import FLUSH_AT, DriverBase, Usable, aiter_content, not_sent, resendable
+from ._driver import CHUNK, FLUSH_AT, DriverBase, Usable, aiter_content, not_sent, resendable
 from ._net.aio import AsyncStream, open_connection
 from ._net.tls import explain_tls_error
 from .client import BATCH, _greeting_hint, _simple
@@ -61,6 +61,7 @@ class AsyncSession(DriverBase):
     ) -> T:
         """Perform the procedure's effects until it returns; return its value."""
         self.tracing = self.tracer.enabled
+        conn = self.conn
         value: Reply | None = None
         error: BaseException | None = None
         try:
@@ -76,11 +77,14 @@ class AsyncSession(DriverBase):
                 value = error = None
                 try:
                     if isinstance(effect, p.Recv):
-                        await self._flush()
+                        if self.out:
+                            await self._flush()
                         value = await self._read_reply(effect.wait, size)
                     elif isinstance(effect, p.Fill):
-                        await self._flush()
-                        await self._fill(effect.count, effect.wait, size)
+                        if self.out:
+                            await self._flush()
+                        if conn.replies_ready < effect.count and not conn.stalled:
+                            await self._fill(effect.count, effect.wait, size)
                     elif isinstance(effect, p.Send):
                         if self.tracing:
                             self.tracer.sent(effect.data, effect.secret)
@@ -138,12 +142,12 @@ class AsyncSession(DriverBase):
         self, encoder: BodyEncoder, content: object, hook: Callable[[], object] | None
     ) -> None:
         self.committed = False
-        async for chunk in aiter_content(content):
-            data = encoder.feed(chunk)
-            if data:
-                if self.tracing:
-                    self.tracer.sent_data(data)
-                self.out += data
+        if isinstance(content, bytes) and len(content) <= CHUNK:
+            # A small message in memory: no async iteration needed.
+            self._body_chunk(encoder, content)
+        else:
+            async for chunk in aiter_content(content):
+                self._body_chunk(encoder, chunk)
                 if len(self.out) >= FLUSH_AT:
                     await self._flush()
         if hook is not None:

@@ -226,13 +226,9 @@ class Session(DriverBase):
         for chunk in iter_content(content):
             if cancel is not None:
                 cancel._check()
-            data = encoder.feed(chunk)
-            if data:
-                if self.tracing:
-                    self.tracer.sent_data(data)
-                self.out += data
-                if len(self.out) >= FLUSH_AT:
-                    self._flush()
+            self._body_chunk(encoder, chunk)
+            if len(self.out) >= FLUSH_AT:
+                self._flush()
         # Racket's smtp-sending-end-of-message: after all content, before
         # the final "." (or BDAT LAST).  An exception from it cancels.
         if hook is not None:

@@ -65,7 +65,8 @@ def run_demo(maildir: str | Path | None = None, out: TextIO | None = None) -> in
             print(f"accepted: {', '.join(result.accepted)}", file=out)
             print(f"server reply: {result.reply}", file=out)
             print(f"summary: {captured.summary()}", file=out)
-            print(f"stored in: {captured.path}", file=out)
+            kept = "" if maildir is not None else " (a temporary Maildir: --maildir DIR keeps it)"
+            print(f"stored in: {captured.path}{kept}", file=out)
             print("\n--- the message as it arrived ---", file=out)
             print(captured.data.decode("utf-8", "replace").replace("\r\n", "\n"), file=out)
     return 0
