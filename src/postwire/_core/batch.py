@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 from ..errors import (
     DataError,
-    ExtensionNotSupported,
     ProtocolError,
     RecipientsRefused,
     SenderRefused,
@@ -31,7 +30,17 @@ from .body import BdatBody, DataBody
 from .connection import SMTPConnection, after_end_of_data, before_end_of_data
 from .envelope import Envelope, SendResult
 from .message import PreparedMessage
-from .procedures import Effect, Fill, Recv, Send, SendBody, Wait, mail_params, reset
+from .procedures import (
+    Effect,
+    Fill,
+    Recv,
+    Send,
+    SendBody,
+    Wait,
+    check_binary,
+    mail_params,
+    reset,
+)
 from .reply import Reply
 from .state import State
 
@@ -118,10 +127,7 @@ def send_batch(
                 continue
             try:
                 params = mail_params(conn, item.envelope)
-                if item.envelope.binary and not bdat:
-                    raise ExtensionNotSupported(
-                        "a binary message needs BDAT, and chunking was turned off", step="MAIL"
-                    )
+                check_binary(item.envelope, bdat)
             except SMTPError as exc:
                 on_result(index, exc)
                 continue

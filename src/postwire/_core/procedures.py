@@ -285,6 +285,14 @@ def mail_params(conn: SMTPConnection, envelope: Envelope) -> c.Params:
     return tuple(params)
 
 
+def check_binary(envelope: Envelope, bdat: bool) -> None:
+    """Binary content can only go by BDAT (RFC 3030 §3)."""
+    if envelope.binary and not bdat:
+        raise ExtensionNotSupported(
+            "a binary message needs BDAT, and chunking was turned off", step="MAIL"
+        )
+
+
 def transaction(
     conn: SMTPConnection,
     envelope: Envelope,
@@ -308,10 +316,7 @@ def transaction(
     pipe = ext.pipelining if pipelining is None else (pipelining and ext.pipelining)
     params = mail_params(conn, envelope)
     bdat = ext.chunking if chunking is None else (chunking and ext.chunking)
-    if envelope.binary and not bdat:
-        raise ExtensionNotSupported(
-            "a binary message needs BDAT, and chunking was turned off", step="MAIL"
-        )
+    check_binary(envelope, bdat)
 
     yield Send(conn.send(c.Mail(envelope.sender, params)))
     mail_reply: Reply | None = None
@@ -320,7 +325,7 @@ def transaction(
         if not mail_reply.is_positive:
             yield from _fail_reset(conn, mail_reply)
             raise SenderRefused("MAIL", mail_reply)
-        mail_reply = None
+        mail_reply = None  # from here on, mail_reply is a *pipelined* MAIL reply
 
     accepted: list[str] = []
     refused: dict[str, Reply] = {}

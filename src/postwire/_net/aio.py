@@ -170,7 +170,8 @@ class AsyncStream:
         self.peer = peer
         sock = transport.get_extra_info("socket")
         self._sock = (
-            sock if _QUICKACK is not None and sock is not None and sock.family != socket.AF_UNIX
+            sock
+            if _QUICKACK is not None and sock is not None and sock.family != socket.AF_UNIX
             else None
         )
 
