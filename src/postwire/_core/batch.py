@@ -73,6 +73,8 @@ def _report(f: _Flight, on_result: OnResult, outcome: Outcome) -> None:
     on_result(f.index, outcome)
 
 
+_DATA = c.Data()
+
 # Shared effect objects: the hot path allocates none per reply.
 _RECV = Recv(Wait.COMMAND)
 _RECV_END = Recv(Wait.DATA_END)
@@ -133,9 +135,9 @@ def send_batch(
                 continue
             env = item.envelope
             # MAIL and every RCPT (and DATA below) as one Send: one effect, one write.
-            group = [conn.send(c.Mail(env.sender, params))]
+            group = [conn.send(c.mail(env.sender, params))]
             flight = _Flight(index, env, conn.transaction_id, size=env.size or 0)
-            group.extend(conn.send(c.Rcpt(rcpt, env.rcpt_params)) for rcpt in env.recipients)
+            group.extend(conn.send(c.rcpt(rcpt, env.rcpt_params)) for rcpt in env.recipients)
             if bdat:
                 yield Send(b"".join(group))
                 flight.body = BdatBody(conn, normalize=not env.binary)
@@ -148,7 +150,7 @@ def send_batch(
                     yield from _collect_bdat(conn, flights[0], on_result)
                     flights.popleft()
                 continue
-            group.append(conn.send(c.Data()))
+            group.append(conn.send(_DATA))
             yield Send(b"".join(group))
             flights.append(flight)
             # RFC 2920 §3.1: the previous message's "." went out with this group;

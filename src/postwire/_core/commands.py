@@ -8,6 +8,7 @@ so no command built here can smuggle a second command onto the wire
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ __all__ = [
     "StartTLS",
     "check_argument",
     "format_params",
+    "mail",
+    "rcpt",
+    "wire",
 ]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -293,3 +297,25 @@ def _check_base64(what: str, text: str) -> None:
     # Never echo the value: it carries credentials.
     if not isinstance(text, str) or not _BASE64ISH.match(text):
         raise ValueError(f"{what} must be base64 text")
+
+
+@functools.lru_cache(maxsize=1024)
+def wire(command: Mail | Rcpt) -> bytes:
+    """``command.to_bytes()``, remembered: bulk sends repeat the same MAIL and RCPT.
+
+    Only for envelope commands: an AUTH line carries credentials and must not
+    outlive its use in a cache.
+    """
+    return command.to_bytes()
+
+
+@functools.lru_cache(maxsize=1024)
+def mail(sender: str, params: Params = ()) -> Mail:
+    """A validated MAIL command, built once per (sender, parameters)."""
+    return Mail(sender, params)
+
+
+@functools.lru_cache(maxsize=1024)
+def rcpt(recipient: str, params: Params = ()) -> Rcpt:
+    """A validated RCPT command, built once per (recipient, parameters)."""
+    return Rcpt(recipient, params)

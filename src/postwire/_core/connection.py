@@ -201,7 +201,8 @@ class SMTPConnection:
         if new is not None:
             self.state = new
         self._pending.append(_Pending(command, self._tx))
-        return command.to_bytes()
+        # Only envelope commands are remembered: never AUTH lines (credentials).
+        return c.wire(command) if kind is c.Mail or kind is c.Rcpt else command.to_bytes()
 
     def send_data(self, chunk: bytes) -> bytes:
         """Encode a piece of message content (after 354) for the wire."""

@@ -318,7 +318,7 @@ def transaction(
     bdat = ext.chunking if chunking is None else (chunking and ext.chunking)
     check_binary(envelope, bdat)
 
-    yield Send(conn.send(c.Mail(envelope.sender, params)))
+    yield Send(conn.send(c.mail(envelope.sender, params)))
     mail_reply: Reply | None = None
     if not pipe:
         mail_reply = yield from _recv()
@@ -330,7 +330,7 @@ def transaction(
     accepted: list[str] = []
     refused: dict[str, Reply] = {}
     for rcpt in envelope.recipients:
-        yield Send(conn.send(c.Rcpt(rcpt, envelope.rcpt_params)))
+        yield Send(conn.send(c.rcpt(rcpt, envelope.rcpt_params)))
         if not pipe:
             r = yield from _recv()
             _record(rcpt, r, accepted, refused)

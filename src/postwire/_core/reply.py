@@ -193,6 +193,14 @@ class ReplyParser:
             pos = self._pos = nl + 1
             if self._size > self.max_reply_size:
                 raise ReplySyntaxError(f"reply longer than {self.max_reply_size} bytes")
+            n = len(raw)
+            if not self._lines and (n == 3 or (3 < n <= _CACHED_LINE and raw[3] == 0x20)):
+                # A short single-line reply: servers repeat these ("250 2.1.0 Ok").
+                self._size = 0
+                if pos == len(buf):
+                    buf.clear()
+                    self._pos = 0
+                return _single_line_reply(raw, command)
             code, more, text = _split_line(raw)
             if self._lines and code != self._code:
                 raise ReplySyntaxError(
@@ -212,6 +220,16 @@ class ReplyParser:
             self._lines = []
             self._size = 0
             return Reply(code, lines, parse_enhanced_status(code, lines[0]), command)
+
+
+#: Single-line replies up to this length are parsed once and remembered.
+_CACHED_LINE = 128
+
+
+@functools.lru_cache(maxsize=256)
+def _single_line_reply(raw: bytes, command: str) -> Reply:
+    code, _, text = _split_line(raw)
+    return Reply(code, (text,), parse_enhanced_status(code, text), command)
 
 
 def _split_line(raw: bytes) -> tuple[int, bool, str]:
