@@ -36,7 +36,7 @@ from ._net.ports import PortsStream, TLSPort
 from ._net.sync import SocketStream, open_socket
 from ._net.tls import explain_tls_error, make_context
 from .client import CancelHandle, Session, Stream
-from .errors import CancelledSend, RecipientsRefused, SMTPError, TLSError
+from .errors import CancelledSend, SMTPError, TLSError
 from .parameters import Parameter
 from .trace import Tracer
 
@@ -391,7 +391,7 @@ def _run(
             hook=hook,
             cancel=cancel,
         )
-    except (SMTPError, RecipientsRefused) as exc:
+    except SMTPError as exc:
         if cancel is not None and cancel.cancelled:
             stream.close()
             raise CancelledSend(
