@@ -6,14 +6,24 @@ as ``servers``: pytest puts ``tests/`` on ``sys.path`` because it has no ``__ini
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from servers.postfix import PostfixServer
+
+# -- Hypothesis ------------------------------------------------------------------------------
+
+# In CI every run tries the same examples, so a landing is never decided by the luck of the
+# draw; on a developer's machine each run explores new ones (and remembers the failures).
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 # -- Postfix + Dovecot (real server, one per session) ----------------------------------------
 

@@ -49,7 +49,7 @@ def test_control_characters_in_arguments(
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 64, err
-    assert err.startswith("postwire: ") and err.count("\n") == 1
+    assert err.startswith("postwire") and err.count("\n") == 1, err
     assert capture.messages == []
 
 

@@ -147,3 +147,27 @@ def test_async_pool_send(capture: CaptureServer) -> None:
 
     asyncio.run(main())
     assert sorted(m.data for m in capture.wait_for(6)) == sorted(b"m%d\r\n" % i for i in range(6))
+
+
+def test_pool_reconnects_after_421_and_sends_once() -> None:
+    """A 421 before the end of data: the message was not taken; the pool sends it again."""
+    from servers.scripted import ScriptedServer
+
+    greet = [("S", b"220 mx\r\n"), ("C", b"EHLO client.test\r\n"), ("S", b"250 mx\r\n")]
+    first = [*greet, ("C", b"MAIL FROM:<a@x>\r\n"), ("S", b"421 4.3.2 shutting down\r\n")]
+    second = [
+        *greet,
+        ("C", b"MAIL FROM:<a@x>\r\n"), ("S", b"250 ok\r\n"),
+        ("C", b"RCPT TO:<b@y>\r\n"), ("S", b"250 ok\r\n"),
+        ("C", b"DATA\r\n"), ("S", b"354 go\r\n"),
+        ("C", b"x\r\n.\r\n"), ("S", b"250 queued\r\n"),
+        ("C", b"QUIT\r\n"), ("S", b"221 bye\r\n"),
+    ]  # fmt: skip
+    with ScriptedServer(first, then=[second]) as server:
+        with Pool(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
+        ) as pool:
+            result = pool.send(b"x\r\n", sender="a@x", recipients=["b@y"])
+            assert pool.connections_opened == 2
+    assert result.reply.code == 250
+    assert server.errors == []

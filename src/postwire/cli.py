@@ -54,6 +54,10 @@ def _join_dash_values(argv: list[str]) -> list[str]:
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if arg.startswith("--") and arg.endswith("=--"):
+            # argparse silently turns the value "--" into an empty list.
+            option = arg[: -len("=--")]
+            raise CLIError(f"{option}: '--' is not a value it can take", Exit.USAGE)
         nxt = argv[i + 1] if i + 1 < len(argv) else ""
         if arg in _ADDRESS_OPTIONS and len(nxt) > 1 and nxt[0] == "-" and nxt[1] != "-":
             out.append(f"{arg}={nxt}")
@@ -130,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print_error(exc)
         return exc.code
+    except SystemExit as exc:
+        # argparse exits on --help and on usage errors: return its code, so that
+        # main() can be called as a function (the console script raises it again).
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         print_error("interrupted")
         return 130

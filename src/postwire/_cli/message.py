@@ -62,6 +62,9 @@ def parse_addresses(option: str, values: Iterable[str]) -> list[tuple[str, str]]
     """``--to`` style values (each may be a comma-separated list) as (name, address) pairs."""
     pairs: list[tuple[str, str]] = []
     for value in values:
+        if not isinstance(value, str):
+            # argparse turns "--to=--" into an empty list: there is no address.
+            raise CLIError(f"{option}: an address is missing", Exit.USAGE)
         check_header_value(option, value)
         if value.lstrip().startswith("-"):
             _check_address(option, value.strip())
