@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import logging
 import ssl
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,12 +19,14 @@ from ._core.procedures import Effect, transaction
 from ._core.reply import Reply
 from ._core.sasl import Mechanism, choose_mechanism
 from ._core.timeouts import Timeouts
-from ._driver import DEAD
+from ._driver import DEAD, resendable
 from ._net.tls import check_fingerprint, make_context, normalize_fingerprint
-from .errors import ExtensionNotSupported, TLSRequired
+from .errors import ExtensionNotSupported, ProtocolError, TLSRequired
 from .trace import Tracer
 
 __all__ = ["TLS_MODES", "BaseClient", "TLSMode", "unpack_item"]
+
+logger = logging.getLogger("postwire")
 
 TLSMode = Literal["starttls", "implicit", "opportunistic", "none"]
 TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
@@ -173,6 +176,29 @@ class BaseClient:
             pipelining=self.pipelining,
             chunking=self.chunking,
         )
+
+    def _pipelines(self) -> bool:
+        """Whether the next messages go pipelined (asked for, and offered)."""
+        return self.pipelining and self._conn is not None and self._conn.extensions.pipelining
+
+    def _pipelining_fallback(
+        self,
+        broken: BaseException | None,
+        pipelined: bool,
+        run: list[tuple[int, PreparedMessage | BaseException]],
+        outcomes: Mapping[int, object],
+    ) -> list[tuple[int, PreparedMessage | BaseException]] | None:
+        """After a run: the messages to resend in lock-step, or None to go on as is.
+
+        A server that offers PIPELINING but answered a pipelined run out of step
+        (a ProtocolError) gets no more pipelining from this client, and what
+        certainly was not delivered is sent again on a new connection.
+        """
+        if not (isinstance(broken, ProtocolError) and pipelined):
+            return None
+        self.pipelining = False
+        logger.warning("%s: pipelining turned off after: %s", self.host, broken)
+        return [(i, m) for i, m in run if resendable(m, outcomes.get(i))]
 
     def _prepared_items(
         self, messages: Iterable[tuple[int, object]]

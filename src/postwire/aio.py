@@ -24,11 +24,11 @@ from ._core.message import PreparedMessage
 from ._core.names import ehlo_name
 from ._core.reply import Reply
 from ._core.timeouts import Timeouts
-from ._driver import CHUNK, FLUSH_AT, DriverBase, Usable, aiter_content, not_sent, resendable
+from ._driver import CHUNK, FLUSH_AT, DriverBase, Usable, aiter_content, not_sent
 from ._net.aio import AsyncStream, open_connection
 from ._net.tls import explain_tls_error
 from .client import BATCH, _greeting_hint, _simple
-from .errors import AuthenticationError, ProtocolError, SMTPError, Timeout, TLSError
+from .errors import AuthenticationError, SMTPError, Timeout, TLSError
 from .trace import Tracer
 
 __all__ = ["AsyncClient", "AsyncSession"]
@@ -351,11 +351,8 @@ class AsyncClient(BaseClient):
             else:
                 pipelined = self._pipelines()
                 broken = await self._send_run(run, outcomes, window)
-                if isinstance(broken, ProtocolError) and pipelined:
-                    # See Client.send_many: pipelining off, redo in lock-step.
-                    self.pipelining = False
-                    logger.warning("%s: pipelining turned off after: %s", self.host, broken)
-                    redo = [(i, m) for i, m in run if resendable(m, outcomes.get(i))]
+                redo = self._pipelining_fallback(broken, pipelined, run, outcomes)
+                if redo is not None:
                     try:
                         self.close()
                         await self.connect()
@@ -365,9 +362,6 @@ class AsyncClient(BaseClient):
                         broken = await self._send_run(redo, outcomes, window)
             for index, _ in run:
                 yield outcomes[index]
-
-    def _pipelines(self) -> bool:
-        return self.pipelining and self._require().conn.extensions.pipelining
 
     async def _send_run(
         self,

@@ -23,13 +23,12 @@ from ._core.message import PreparedMessage
 from ._core.names import ehlo_name
 from ._core.reply import Reply
 from ._core.timeouts import Timeouts
-from ._driver import FLUSH_AT, DriverBase, Usable, iter_content, not_sent, resendable
+from ._driver import FLUSH_AT, DriverBase, Usable, iter_content, not_sent
 from ._net.sync import SocketStream, open_socket
 from ._net.tls import explain_tls_error
 from .errors import (
     AuthenticationError,
     CancelledSend,
-    ProtocolError,
     SMTPError,
     Timeout,
     TLSError,
@@ -469,13 +468,8 @@ class Client(BaseClient):
                 continue
             pipelined = self._pipelines()
             broken = self._send_run(run, outcomes, window)
-            if isinstance(broken, ProtocolError) and pipelined:
-                # The server offers PIPELINING but answered out of step: turn
-                # pipelining off for this client and redo, in lock-step on a new
-                # connection, what certainly was not delivered.
-                self.pipelining = False
-                logger.warning("%s: pipelining turned off after: %s", self.host, broken)
-                redo = [(i, m) for i, m in run if resendable(m, outcomes.get(i))]
+            redo = self._pipelining_fallback(broken, pipelined, run, outcomes)
+            if redo is not None:
                 try:
                     self.close()
                     self.connect()
@@ -484,9 +478,6 @@ class Client(BaseClient):
                 else:
                     broken = self._send_run(redo, outcomes, window)
         return [outcomes[i] for i in range(len(outcomes))]
-
-    def _pipelines(self) -> bool:
-        return self.pipelining and self._require().conn.extensions.pipelining
 
     def _send_run(
         self,
