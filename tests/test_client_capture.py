@@ -24,6 +24,7 @@ from postwire.client import Client
 from postwire.errors import (
     AuthenticationError,
     CertificateError,
+    PlaintextAuthRefused,
     Timeout,
     TLSError,
     TLSRequired,
@@ -380,7 +381,7 @@ def test_plaintext_auth_is_refused_without_allow_plaintext_auth(
     server = start_capture(tls="none", auth=USERS)
     tap = tap_to(server.port)
     client = Client(HOST, tap.port, tls="none", username=USER, password=PASSWORD, timeout=TIMEOUT)
-    with pytest.raises(TLSRequired) as err:
+    with pytest.raises(PlaintextAuthRefused) as err:
         client.connect()
     assert "allow_plaintext_auth" in str(err.value)
     assert not client.connected

@@ -11,11 +11,10 @@ from postwire._core import commands as c
 from postwire._core.connection import (
     NEED_DATA,
     ConnectionClosed,
-    LocalProtocolError,
     SMTPConnection,
 )
 from postwire._core.state import SEND, State
-from postwire.errors import ProtocolError
+from postwire.errors import LocalProtocolError, ProtocolError
 
 
 def reply(conn: SMTPConnection, data: bytes) -> Reply:

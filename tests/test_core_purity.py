@@ -29,13 +29,34 @@ def test_core_imports_no_io_modules() -> None:
     assert bad == {}
 
 
-def test_core_relative_imports_stay_pure() -> None:
-    # The only module outside _core that _core may use is errors (itself pure).
+def test_core_imports_nothing_outside_itself() -> None:
+    # Errors live at the bottom (_core/errors.py): the core needs no other layer,
+    # and no module of the package imports the core back into a cycle.
     core = Path(postwire._core.__file__).parent
     for f in core.glob("*.py"):
         tree = ast.parse(f.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 2:
-                assert node.module == "errors", f"{f.name} imports ..{node.module}"
-    errors_src = (core.parent / "errors.py").read_text(encoding="utf-8")
-    assert not (_imports(core.parent / "errors.py") & FORBIDDEN), errors_src[:0]
+            if isinstance(node, ast.ImportFrom):
+                assert node.level in (0, 1), f"{f.name} imports from outside _core: {node.module}"
+                if node.level == 0 and node.module:
+                    assert not node.module.startswith("postwire"), f"{f.name}: {node.module}"
+
+
+def test_errors_module_depends_only_on_the_reply_value() -> None:
+    core = Path(postwire._core.__file__).parent
+    tree = ast.parse((core / "errors.py").read_text(encoding="utf-8"))
+    relative = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+    }
+    assert relative == {"reply"}
+    reply_tree = ast.parse((core / "reply.py").read_text(encoding="utf-8"))
+    assert not [n for n in ast.walk(reply_tree) if isinstance(n, ast.ImportFrom) and n.level]
+
+
+def test_public_error_classes_are_the_core_ones() -> None:
+    import postwire.errors
+    from postwire._core import errors as core_errors
+
+    for name in postwire.errors.__all__:
+        assert getattr(postwire.errors, name) is getattr(core_errors, name)
+    assert postwire.errors.Timeout.__module__ == "postwire.errors"

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postwire import Reply
+from postwire._core.errors import ReplySyntaxError
 from postwire._core.extensions import Extensions
-from postwire._core.reply import ReplyParser, ReplySyntaxError
+from postwire._core.reply_parser import ReplyParser
 
 HARNESS = Path(__file__).parent / "fuzz" / "fuzz_parsers.py"
 

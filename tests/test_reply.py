@@ -7,7 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postwire import Reply
-from postwire._core.reply import EnhancedStatus, ReplyParser, ReplySyntaxError
+from postwire._core.errors import ReplySyntaxError
+from postwire._core.reply import EnhancedStatus
+from postwire._core.reply_parser import ReplyParser
 
 
 def parse_all(data: bytes, *, step: int | None = None, **kw: int) -> list[Reply]:

@@ -29,10 +29,8 @@ from postwire._core.sasl import (
     CramMD5,
     Login,
     Mechanism,
-    NoCommonMechanism,
     OAuthBearer,
     Plain,
-    SASLError,
     ScramSHA256,
     XOAuth2,
     choose_mechanism,
@@ -41,6 +39,7 @@ from postwire._core.sasl import (
     encode_response,
     saslprep,
 )
+from postwire.errors import NoCommonMechanism, SASLError
 
 # --- RFC 7677 §3 example ------------------------------------------------------
 

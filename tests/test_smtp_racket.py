@@ -708,7 +708,7 @@ def test_fix9_returns_send_result(sink: CaptureServer) -> None:
 
 def test_plaintext_auth_is_refused_without_opt_in(sink: CaptureServer) -> None:
     with CaptureServer(tls="none", auth={"u": "p"}, auth_require_tls=False) as server:
-        with pytest.raises(errors.TLSError, match="credentials"):
+        with pytest.raises(errors.PlaintextAuthRefused, match="credentials"):
             smtp_send_message(
                 "127.0.0.1",
                 "a@x",

@@ -8,7 +8,6 @@ Racket-compatible layers and the development server.
 from ._core.envelope import Envelope, SendResult
 from ._core.extensions import Extensions
 from ._core.reply import EnhancedStatus, Reply
-from ._core.sasl import NoCommonMechanism, SASLError
 from ._core.timeouts import Timeouts
 from .aio import AsyncClient
 from .client import CancelHandle, Client, TLSMode
@@ -23,10 +22,12 @@ from .errors import (
     GreetingError,
     HeloError,
     MessageTooLarge,
+    NoCommonMechanism,
     PossiblyDelivered,
     ProtocolError,
     RecipientsRefused,
     ReplyError,
+    SASLError,
     SenderRefused,
     SendmailError,
     ServerDisconnected,
@@ -61,6 +62,7 @@ __all__ = [
     "MessageTooLarge",
     "NoCommonMechanism",
     "Parameter",
+    "PlaintextAuthRefused",
     "Pool",
     "PossiblyDelivered",
     "ProtocolError",

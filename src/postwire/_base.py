@@ -15,13 +15,13 @@ from ._core.connection import SMTPConnection
 from ._core.envelope import SendResult
 from ._core.extensions import Extensions
 from ._core.message import PreparedMessage, envelope_from_message, prepare_message
-from ._core.procedures import Effect, transaction
+from ._core.procedures import Effect, check_credentials_protected, transaction
 from ._core.reply import Reply
 from ._core.sasl import Mechanism, choose_mechanism
 from ._core.timeouts import Timeouts
 from ._driver import DEAD, resendable
 from ._net.tls import check_fingerprint, make_context, normalize_fingerprint
-from .errors import ExtensionNotSupported, ProtocolError, TLSRequired
+from .errors import ExtensionNotSupported, ProtocolError
 from .trace import Tracer
 
 __all__ = ["TLS_MODES", "BaseClient", "TLSMode", "unpack_item"]
@@ -144,12 +144,11 @@ class BaseClient:
 
     def _mechanism(self, conn: SMTPConnection, token: str | None) -> Mechanism:
         """The SASL mechanism to use, after the plain-text and AUTH checks."""
-        if not conn.tls_active and not self.allow_plaintext_auth:
-            raise TLSRequired(
-                "refusing to send credentials over an unencrypted connection; use TLS "
-                "(tls='starttls' or 'implicit') or pass allow_plaintext_auth=True",
-                step="AUTH",
-            )
+        check_credentials_protected(
+            conn,
+            allowed=self.allow_plaintext_auth,
+            advice="use TLS (tls='starttls' or 'implicit') or pass allow_plaintext_auth=True",
+        )
         offered = conn.extensions.auth_mechanisms
         if not offered:
             raise ExtensionNotSupported(

@@ -1,18 +1,42 @@
-"""Every exception postwire raises.
+"""Every exception postwire raises (see :mod:`postwire._core.errors`).
 
-The tree is split by *what failed* (connecting, TLS, authentication, the
-sender, the recipients, the data, the protocol itself), and each error that
-comes from a server reply carries that :class:`~postwire.Reply`.  Errors mix in
-the builtin they really are (``ConnectionError``, ``TimeoutError``) so that
-code which catches builtins keeps working.  Bad arguments are ``ValueError`` or
-``TypeError`` and are raised before any byte is sent.
+The classes live at the bottom of the layers, in the pure core, so that
+every layer can raise them; this is their public import path, and the name
+they show in tracebacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from ._core.reply import Reply
+from ._core.errors import (
+    AuthenticationError,
+    CancelledSend,
+    CertificateError,
+    ConnectError,
+    ConnectTimeout,
+    DataError,
+    ExtensionNotSupported,
+    GreetingError,
+    HeloError,
+    LocalProtocolError,
+    MessageTooLarge,
+    NoCommonMechanism,
+    PlaintextAuthRefused,
+    PossiblyDelivered,
+    ProtocolError,
+    RecipientsRefused,
+    ReplyError,
+    ReplySyntaxError,
+    SASLError,
+    SenderRefused,
+    SendmailError,
+    ServerDisconnected,
+    SMTPError,
+    StartTLSError,
+    Timeout,
+    TLSError,
+    TLSRequired,
+    describe,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -24,11 +48,16 @@ __all__ = [
     "ExtensionNotSupported",
     "GreetingError",
     "HeloError",
+    "LocalProtocolError",
     "MessageTooLarge",
+    "NoCommonMechanism",
+    "PlaintextAuthRefused",
     "PossiblyDelivered",
     "ProtocolError",
     "RecipientsRefused",
     "ReplyError",
+    "ReplySyntaxError",
+    "SASLError",
     "SMTPError",
     "SenderRefused",
     "SendmailError",
@@ -37,161 +66,12 @@ __all__ = [
     "TLSError",
     "TLSRequired",
     "Timeout",
+    "describe",
 ]
 
-
-class SMTPError(Exception):
-    """Root of postwire's errors.
-
-    ``reply`` is the server reply that caused the error, when there is one;
-    ``step`` names the protocol step (``"greeting"``, ``"EHLO"``, ``"MAIL"``...).
-    """
-
-    reply: Reply | None
-    step: str
-
-    def __init__(self, message: str, *, reply: Reply | None = None, step: str = "") -> None:
-        super().__init__(message)
-        self.reply = reply
-        self.step = step
-
-    @property
-    def code(self) -> int | None:
-        """The reply code, if a reply caused this error."""
-        return self.reply.code if self.reply is not None else None
-
-    @property
-    def is_transient(self) -> bool:
-        """True when trying again later may succeed (4xx, dropped connections, timeouts)."""
-        if self.reply is not None:
-            return self.reply.is_transient
-        return isinstance(self, (ServerDisconnected, Timeout))
-
-    @property
-    def is_permanent(self) -> bool:
-        """True for a 5xx reply: the same request will fail again."""
-        return self.reply is not None and self.reply.is_permanent
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), str(self), self.__dict__))
-
-
-def _rebuild(cls: type[SMTPError], message: str, state: dict[str, object]) -> SMTPError:
-    err = cls.__new__(cls)
-    Exception.__init__(err, message)
-    err.__dict__.update(state)
-    return err
-
-
-def describe(step: str, reply: Reply) -> str:
-    """The standard error text: which step failed and the server's whole reply."""
-    text = reply.text.replace("\n", " / ")
-    return f"{step} failed: server replied {reply.code} {text}".rstrip()
-
-
-class ReplyError(SMTPError):
-    """The server answered a command with an error reply."""
-
-    reply: Reply
-
-    def __init__(self, step: str, reply: Reply, message: str | None = None) -> None:
-        super().__init__(message or describe(step, reply), reply=reply, step=step)
-
-
-class ProtocolError(SMTPError):
-    """The server broke the SMTP protocol (garbage, unsolicited lines, bad framing)."""
-
-
-class ConnectError(SMTPError, ConnectionError):
-    """The TCP connection could not be made."""
-
-
-class ServerDisconnected(SMTPError, ConnectionError):
-    """The server closed the connection (or it broke) while a reply was awaited."""
-
-
-class PossiblyDelivered(ServerDisconnected):
-    """The connection broke after the final ``.`` was sent and before its reply.
-
-    The server may have accepted the message: do not resend blindly.
-    """
-
-
-class Timeout(SMTPError, TimeoutError):
-    """A network step took longer than its timeout; the connection was closed."""
-
-
-class ConnectTimeout(Timeout, ConnectError):
-    """Connecting took longer than the connect timeout."""
-
-
-class CancelledSend(SMTPError):
-    """The send was cancelled before the end of the message: nothing was delivered."""
-
-
-class GreetingError(ReplyError):
-    """The server's greeting was not 220 (for example 421 or 554)."""
-
-
-class HeloError(ReplyError):
-    """EHLO and HELO were both refused."""
-
-
-class TLSError(SMTPError):
-    """TLS could not be set up."""
-
-
-class TLSRequired(TLSError):
-    """TLS was required, but the server does not offer STARTTLS (possible stripping)."""
-
-
-class StartTLSError(TLSError, ReplyError):
-    """The server refused the STARTTLS command."""
-
-
-class CertificateError(TLSError):
-    """The server's certificate did not verify."""
-
-
-class AuthenticationError(ReplyError):
-    """The server refused the credentials (or the SASL exchange broke down)."""
-
-
-class ExtensionNotSupported(SMTPError):
-    """The message or options need an SMTP extension the server does not offer."""
-
-
-class MessageTooLarge(ExtensionNotSupported):
-    """The message is larger than the server's advertised SIZE limit."""
-
-
-class SenderRefused(ReplyError):
-    """MAIL FROM was refused."""
-
-
-class RecipientsRefused(SMTPError):
-    """Every recipient was refused (or the policy refused a partial acceptance).
-
-    ``refused`` maps each refused address to the server's reply.
-    """
-
-    def __init__(self, refused: Mapping[str, Reply], message: str | None = None) -> None:
-        if message is None:
-            parts = [f"{addr}: {r.code} {r.text}".rstrip() for addr, r in refused.items()]
-            message = "RCPT failed: recipients refused: " + "; ".join(parts)
-        first = next(iter(refused.values()), None)
-        super().__init__(message, reply=first, step="RCPT")
-        self.refused: dict[str, Reply] = dict(refused)
-
-
-class DataError(ReplyError):
-    """DATA, BDAT or the end of the data was refused."""
-
-
-class SendmailError(SMTPError, OSError):
-    """The sendmail program failed (exit status and stderr in the text)."""
-
-    def __init__(self, message: str, *, returncode: int | None = None, stderr: str = "") -> None:
-        super().__init__(message, step="sendmail")
-        self.returncode = returncode
-        self.stderr = stderr
+# Tracebacks and reprs name the public module, not the core one.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -36,7 +36,7 @@ from ._net.ports import PortsStream, TLSPort
 from ._net.sync import SocketStream, open_socket
 from ._net.tls import explain_tls_error, make_context
 from .client import CancelHandle, Session, Stream
-from .errors import CancelledSend, SMTPError, TLSError
+from .errors import CancelledSend, SMTPError
 from .parameters import Parameter
 from .trace import Tracer
 
@@ -364,13 +364,12 @@ def _run(
             conn.implicit_tls()
         if auth_user is not None:
             assert auth_passwd is not None
-            if not conn.tls_active and not allow_plaintext_auth:
-                raise TLSError(
-                    "smtp_send_message: refusing to send credentials without TLS; pass "
-                    "tls_encode=ports_to_ssl_ports or tcp_connect=ssl_connect "
-                    "(or allow_plaintext_auth=True)",
-                    step="AUTH",
-                )
+            p.check_credentials_protected(
+                conn,
+                allowed=allow_plaintext_auth,
+                advice="smtp_send_message: pass tls_encode=ports_to_ssl_ports or "
+                "tcp_connect=ssl_connect (or allow_plaintext_auth=True)",
+            )
             # Racket sends AUTH PLAIN (or XOAUTH2) with the initial response,
             # whatever the server advertises; we do the same (UTF-8, RFC 4616).
             mech: Mechanism = (

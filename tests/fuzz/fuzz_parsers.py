@@ -12,8 +12,9 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
+    from postwire._core.errors import ReplySyntaxError
     from postwire._core.extensions import Extensions
-    from postwire._core.reply import ReplyParser, ReplySyntaxError
+from postwire._core.reply_parser import ReplyParser
 
 
 def test_one(data: bytes) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 
-from .._core.sasl import NoCommonMechanism
 from ..errors import (
     ConnectError,
     DataError,
@@ -17,6 +16,7 @@ from ..errors import (
     GreetingError,
     HeloError,
     MessageTooLarge,
+    NoCommonMechanism,
     ProtocolError,
     RecipientsRefused,
     ReplyError,

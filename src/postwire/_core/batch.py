@@ -18,17 +18,17 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 
-from ..errors import (
+from . import commands as c
+from .body import BdatBody, DataBody
+from .connection import SMTPConnection, after_end_of_data, before_end_of_data
+from .envelope import Envelope, SendResult
+from .errors import (
     DataError,
     ProtocolError,
     RecipientsRefused,
     SenderRefused,
     SMTPError,
 )
-from . import commands as c
-from .body import BdatBody, DataBody
-from .connection import SMTPConnection, after_end_of_data, before_end_of_data
-from .envelope import Envelope, SendResult
 from .message import PreparedMessage
 from .procedures import (
     Effect,

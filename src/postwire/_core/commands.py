@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .chars import CONTROL
+
 __all__ = [
     "Auth",
     "AuthResponse",
@@ -36,7 +38,6 @@ __all__ = [
     "wire",
 ]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # RFC 5321 §4.1.2 esmtp-keyword: ALPHA / DIGIT then ALPHA / DIGIT / "-".
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 
@@ -47,7 +48,7 @@ def check_argument(what: str, value: str) -> str:
     """Return ``value`` if it holds no control character, else raise ``ValueError``."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    m = _CONTROL.search(value)
+    m = CONTROL.search(value)
     if m is not None:
         raise ValueError(
             f"{what} contains the control character {m.group()!r} "

@@ -14,30 +14,26 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-from ..errors import (
+from . import commands as c
+from .encoding import DotStuffer
+from .errors import (
+    LocalProtocolError,
     PossiblyDelivered,
     ProtocolError,
+    ReplySyntaxError,
     ServerDisconnected,
     SMTPError,
     describe,
 )
-from . import commands as c
-from .encoding import DotStuffer
 from .extensions import Extensions
-from .reply import (
-    DEFAULT_MAX_LINE_LENGTH,
-    DEFAULT_MAX_REPLY_SIZE,
-    Reply,
-    ReplyParser,
-    ReplySyntaxError,
-)
+from .reply import Reply
+from .reply_parser import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_SIZE, ReplyParser
 from .state import ON_REPLY, QUIET_ON_SUCCESS, SEND, State
 
 __all__ = [
     "NEED_DATA",
     "ConnectionClosed",
     "Event",
-    "LocalProtocolError",
     "SMTPConnection",
     "closed_error",
 ]
@@ -129,10 +125,6 @@ def before_end_of_data(exc: BaseException) -> BaseException:
         err.__cause__ = exc
         return err
     return exc
-
-
-class LocalProtocolError(RuntimeError):
-    """postwire itself tried something the protocol state does not allow (a bug)."""
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..errors import ConnectError, PossiblyDelivered, ServerDisconnected
+from .errors import ConnectError, PossiblyDelivered, ServerDisconnected
 
 __all__ = ["Action", "PoolPolicy", "RateLimiter", "Record", "retryable"]
 

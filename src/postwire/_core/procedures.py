@@ -17,15 +17,21 @@ import enum
 from collections.abc import Generator
 from dataclasses import dataclass
 
-from ..errors import (
+from . import commands as c
+from .body import BdatBody, BodyEncoder, DataBody
+from .connection import SMTPConnection, after_end_of_data
+from .envelope import Envelope, SendResult
+from .errors import (
     AuthenticationError,
     DataError,
     ExtensionNotSupported,
     GreetingError,
     HeloError,
     MessageTooLarge,
+    PlaintextAuthRefused,
     ProtocolError,
     RecipientsRefused,
+    SASLError,
     SenderRefused,
     ServerDisconnected,
     SMTPError,
@@ -33,12 +39,8 @@ from ..errors import (
     TLSRequired,
     describe,
 )
-from . import commands as c
-from .body import BdatBody, BodyEncoder, DataBody
-from .connection import SMTPConnection, after_end_of_data
-from .envelope import Envelope, SendResult
 from .reply import Reply
-from .sasl import Mechanism, SASLError, decode_challenge, encode_payload, encode_response
+from .sasl import Mechanism, decode_challenge, encode_payload, encode_response
 from .state import SEND, State
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "UpgradeTLS",
     "Wait",
     "authenticate",
+    "check_credentials_protected",
     "greet",
     "hello",
     "quit",
@@ -179,6 +182,20 @@ def starttls(conn: SMTPConnection, local_hostname: str) -> Generator[Effect, Rep
     conn.start_tls()  # refuses bytes injected before the handshake
     yield UpgradeTLS()
     return (yield from hello(conn, local_hostname))
+
+
+def check_credentials_protected(conn: SMTPConnection, *, allowed: bool, advice: str) -> None:
+    """Refuse to send credentials over a connection without TLS unless ``allowed``.
+
+    RFC 4954 §4 warns that mechanisms such as PLAIN expose the password to
+    anyone on the path; RFC 8314 §3 asks submission clients to use TLS.
+    Every path that logs in asks this first; ``advice`` says how to fix it there.
+    """
+    if not conn.tls_active and not allowed:
+        raise PlaintextAuthRefused(
+            f"refusing to send credentials over an unencrypted connection; {advice}",
+            step="AUTH",
+        )
 
 
 def authenticate(

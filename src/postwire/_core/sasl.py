@@ -29,6 +29,9 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
+from .chars import CONTROL
+from .errors import NoCommonMechanism, SASLError
+
 __all__ = [
     "CANCEL",
     "MAX_CHALLENGES",
@@ -38,10 +41,8 @@ __all__ = [
     "CramMD5",
     "Login",
     "Mechanism",
-    "NoCommonMechanism",
     "OAuthBearer",
     "Plain",
-    "SASLError",
     "ScramSHA256",
     "XOAuth2",
     "choose_mechanism",
@@ -63,30 +64,6 @@ MAX_CHALLENGES = 5
 MAX_SCRAM_ITERATIONS = 10_000_000
 #: The line a client sends to abandon an exchange (RFC 4954 §4).
 CANCEL = "*"
-
-
-class SASLError(ValueError):
-    """The SASL exchange cannot go on (bad challenge, failed server proof...).
-
-    The SMTP core answers it by cancelling the exchange with ``*``.
-    """
-
-
-class NoCommonMechanism(ValueError):
-    """The server offers no mechanism that postwire can use with these credentials.
-
-    ``offered`` holds the mechanisms the server advertised (upper case).
-    """
-
-    def __init__(self, offered: Iterable[str], usable: Iterable[str], detail: str = "") -> None:
-        self.offered: tuple[str, ...] = tuple(offered)
-        self.usable: tuple[str, ...] = tuple(usable)
-        server = ", ".join(self.offered) if self.offered else "no mechanisms"
-        message = (
-            f"no SASL mechanism in common: the server offers {server}; "
-            f"postwire could use {', '.join(self.usable)}"
-        )
-        super().__init__(f"{detail}: {message}" if detail else message)
 
 
 # --- base64 framing (RFC 4954 §4) -------------------------------------------
@@ -152,7 +129,7 @@ def _utf8(value: str, what: str) -> bytes:
 
 
 def _no_controls(value: str, what: str) -> str:
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+    if CONTROL.search(value):
         raise ValueError(f"the {what} must not contain control characters")
     return value
 
