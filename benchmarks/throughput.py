@@ -44,7 +44,7 @@ from results import Section, Target
 def pool_available() -> bool:
     """Whether ``postwire.pool`` exists yet (it is written alongside these benchmarks)."""
     try:
-        return importlib.util.find_spec("postwire.pool") is not None
+        return importlib.util.find_spec("postwire.client") is not None
     except (ImportError, ValueError):
         return False
 

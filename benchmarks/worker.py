@@ -32,7 +32,7 @@ from postwire import AsyncClient, Client
 
 # Everything is imported before the clock starts.  The pool module may not exist yet.
 try:
-    from postwire.pool import AsyncPool, Pool
+    from postwire.client import AsyncPool, Pool
 except ImportError:  # pragma: no cover - reported as an error row by the parent
     AsyncPool = Pool = None  # type: ignore[assignment,misc]
 

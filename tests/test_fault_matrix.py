@@ -2,7 +2,7 @@
 
 One fault server (tests/servers/faults.py) injects one fault at one step of
 each connection.  For every cell, the sync :class:`~postwire.Client`, the
-:class:`~postwire.aio.AsyncClient`, the Racket layer
+:class:`~postwire.AsyncClient`, the Racket layer
 (:func:`postwire.smtp.smtp_send_message`) and ``send_many`` (pipelined) must:
 
 (a) fail with a typed postwire error (:class:`~postwire.errors.SMTPError`)
@@ -35,7 +35,7 @@ import pytest
 import trustme
 
 from postwire import Client, SendResult, errors
-from postwire.aio import AsyncClient
+from postwire.client import AsyncClient
 from postwire.smtp import ports_to_ssl_ports, smtp_send_message
 from servers.faults import FAULTS, STEPS, FaultServer, Listener
 
@@ -330,7 +330,7 @@ class AsyncApi:
 
     def send_many(self, tokens: list[str]) -> list[SendResult | BaseException]:
         async def collect() -> list[SendResult | BaseException]:
-            return [o async for o in self.client.send_many(_items(tokens))]
+            return await self.client.send_many(_items(tokens))
 
         return self._run(collect())
 

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from postwire import RecipientsRefused, SendResult
-from postwire._core.pooling import Action, PoolPolicy, RateLimiter, Record, retryable
+from postwire._core.outcomes import may_resend_elsewhere
+from postwire._core.pooling import Action, PoolPolicy, RateLimiter, Record
 from postwire.capture import CaptureServer
+from postwire.client import AsyncPool, Pool
 from postwire.errors import PossiblyDelivered, ServerDisconnected
-from postwire.pool import AsyncPool, Pool
 from servers.postfix import PostfixServer, strip_trace
 
 
@@ -47,11 +48,11 @@ def test_rate_limiter_is_shared_and_books_ahead() -> None:
     assert limiter.reserve(0.0 + 1.0, 5) == pytest.approx(0.4)
 
 
-def test_retryable() -> None:
-    assert retryable(ServerDisconnected("x"))
-    assert not retryable(PossiblyDelivered("x"))
-    assert not retryable(RecipientsRefused({}))
-    assert not retryable(SendResult(["a"]))
+def test_may_resend_elsewhere() -> None:
+    assert may_resend_elsewhere(ServerDisconnected("x"))
+    assert not may_resend_elsewhere(PossiblyDelivered("x"))
+    assert not may_resend_elsewhere(RecipientsRefused({}))
+    assert not may_resend_elsewhere(SendResult(["a"]))
 
 
 # -- real servers -------------------------------------------------------------------------
@@ -91,13 +92,30 @@ def test_pool_send_reuses_connections(capture: CaptureServer) -> None:
     assert len(capture.wait_for(5)) == 5
 
 
+def test_both_pools_send_many_iter_hand_out_outcomes_in_order(capture: CaptureServer) -> None:
+    items = _items(70)
+    with Pool("127.0.0.1", capture.port, tls="none", max_connections=3) as pool:
+        streamed = pool.send_many_iter(items[:35])
+        assert not isinstance(streamed, list)
+        sync_outcomes = list(streamed)
+
+    async def main() -> list[object]:
+        async with AsyncPool("127.0.0.1", capture.port, tls="none", max_connections=3) as pool:
+            return [o async for o in pool.send_many_iter(items[35:])]
+
+    async_outcomes = asyncio.run(main())
+    assert all(isinstance(o, SendResult) for o in sync_outcomes + async_outcomes)
+    subjects = [m.email()["Subject"] for m in capture.wait_for(70)]
+    assert sorted(subjects) == sorted(f"pooled {i}" for i in range(70))
+
+
 def test_pool_replaces_a_dropped_idle_connection(capture: CaptureServer) -> None:
     with Pool("127.0.0.1", capture.port, tls="none", check_after=0.0) as pool:
         pool.send(b"x\r\n", sender="a@x", recipients=["b@y"])
         # Break the idle connection behind the pool's back.
         client, _ = pool._idle[0]
-        assert client._session is not None
-        client._session.stream.sock.close()
+        assert client._driver is not None
+        client._driver.stream.sock.close()
         pool.send(b"y\r\n", sender="a@x", recipients=["b@y"])
         assert pool.connections_opened == 2
     assert [m.data for m in capture.wait_for(2)] == [b"x\r\n", b"y\r\n"]
@@ -125,7 +143,8 @@ def test_async_pool_yields_in_order(postfix_inbox: PostfixServer) -> None:
             cafile=postfix_inbox.ca_file,
             max_connections=5,
         ) as pool:
-            out = [o async for o in pool.send_many(items)]
+            out = await pool.send_many(items)
+            assert isinstance(out, list)
             assert pool.connections_opened >= 2
             return out
 

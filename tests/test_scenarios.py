@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from postwire import Client, SendResult, errors
-from postwire.aio import AsyncClient
+from postwire.client import AsyncClient
 from servers.scripted import ScriptedServer
 
 GREET = [("S", b"220 mx.test ESMTP\r\n"), ("C", b"EHLO client.test\r\n")]
@@ -296,9 +296,6 @@ def test_public_signatures_match() -> None:
             continue
         sp = dict(inspect.signature(sync).parameters)
         ap = dict(inspect.signature(asyn).parameters)
-        # The one documented difference: a thread-safe cancel handle on the sync
-        # side; asyncio cancels the task instead.
-        sp.pop("cancel", None)
         assert sp.keys() == ap.keys(), name
         for key in sp:
             assert sp[key].kind == ap[key].kind, (name, key)
@@ -372,16 +369,42 @@ def test_send_many_sync(script: list[tuple[object, ...]]) -> None:
 
 @pytest.mark.parametrize("script", [MANY_DATA, MANY_BDAT], ids=["data", "bdat"])
 def test_send_many_async(script: list[tuple[object, ...]]) -> None:
+    # The same call returns the same shape on both clients: a list (issue 10, item 1).
+    async def main() -> list[SendResult | BaseException]:
+        async with AsyncClient(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
+        ) as client:
+            return await client.send_many(ITEMS)
+
+    with ScriptedServer(script) as server:
+        outcomes = asyncio.run(main())
+    assert server.errors == []
+    assert isinstance(outcomes, list)
+    _check_many(list(outcomes))
+
+
+@pytest.mark.parametrize("script", [MANY_DATA, MANY_BDAT], ids=["data", "bdat"])
+def test_send_many_iter_streams_the_same_outcomes_on_both_clients(
+    script: list[tuple[object, ...]],
+) -> None:
     async def main() -> list[object]:
         async with AsyncClient(
             "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
         ) as client:
-            return [o async for o in client.send_many(ITEMS)]
+            return [o async for o in client.send_many_iter(ITEMS)]
 
     with ScriptedServer(script) as server:
         outcomes = asyncio.run(main())
     assert server.errors == []
     _check_many(outcomes)
+    with ScriptedServer(script) as server:
+        with Client(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=3
+        ) as client:
+            streamed = client.send_many_iter(ITEMS)
+            assert not isinstance(streamed, list)
+            _check_many(list(streamed))
+    assert server.errors == []
 
 
 def test_send_many_reports_every_message_when_the_connection_drops() -> None:
@@ -482,3 +505,74 @@ def test_send_many_falls_back_to_lock_step_when_pipelining_misbehaves() -> None:
             assert client.pipelining is False
     assert server.errors == []
     assert [type(o).__name__ for o in outcomes] == ["SendResult", "SendResult"]
+
+
+# --- cancellation through a CancelHandle, the same on both clients --------------------------
+
+BLOCKED_AT_MAIL = [*GREET, ("S", b"250 mx.test\r\n"), ("C", b"MAIL FROM:<a@x>\r\n"), ("SLEEP", 3)]
+
+
+def test_cancel_handle_breaks_a_blocked_send_on_both_clients() -> None:
+    import threading
+    import time
+
+    from postwire import CancelHandle
+
+    def sync_send(port: int, handle: CancelHandle) -> None:
+        with Client("127.0.0.1", port, tls="none", local_hostname="client.test", timeout=10) as c:
+            c.send(b"x\r\n", sender="a@x", recipients=["b@y"], cancel=handle)
+
+    def async_send(port: int, handle: CancelHandle) -> None:
+        async def main() -> None:
+            async with AsyncClient(
+                "127.0.0.1", port, tls="none", local_hostname="client.test", timeout=10
+            ) as c:
+                await c.send(b"x\r\n", sender="a@x", recipients=["b@y"], cancel=handle)
+
+        asyncio.run(main())
+
+    for send in (sync_send, async_send):
+        handle = CancelHandle()
+        with ScriptedServer(BLOCKED_AT_MAIL) as server:
+            # cancel() from another thread while the send waits for MAIL's reply.
+            timer = threading.Timer(0.3, handle.cancel)
+            timer.start()
+            t0 = time.monotonic()
+            with pytest.raises(errors.CancelledSend):
+                send(server.port, handle)
+            assert time.monotonic() - t0 < 2.5, send.__name__
+            timer.join()
+        assert handle.cancelled
+
+
+def test_async_cancel_handle_before_the_commit_sends_no_final_dot() -> None:
+    from postwire import CancelHandle
+
+    script = [
+        *GREET,
+        ("S", b"250 mx.test\r\n"),
+        ("C", b"MAIL FROM:<a@x>\r\n"),
+        ("S", b"250 ok\r\n"),
+        ("C", b"RCPT TO:<b@y>\r\n"),
+        ("S", b"250 ok\r\n"),
+        ("C", b"DATA\r\n"),
+        ("S", b"354 go\r\n"),
+        ("DRAIN", 1.0),
+    ]
+    handle = CancelHandle()
+
+    async def chunks() -> object:
+        yield b"Subject: t\r\n\r\nfirst\r\n"
+        assert handle.cancel() is True  # from another task, before the hook
+        yield b"second\r\n"
+
+    async def main() -> None:
+        async with AsyncClient(
+            "127.0.0.1", server.port, tls="none", local_hostname="client.test", timeout=5
+        ) as c:
+            await c.send(chunks(), sender="a@x", recipients=["b@y"], cancel=handle)
+
+    with ScriptedServer(script) as server:
+        with pytest.raises(errors.CancelledSend):
+            asyncio.run(main())
+    assert b"\r\n.\r\n" not in server.all_received

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from postwire import Client, RecipientsRefused, SendResult
-from postwire.aio import AsyncClient
+from postwire.client import AsyncClient
 from servers.postfix import PostfixServer, strip_trace
 
 SENDER = "sender@test.example"
@@ -65,7 +65,7 @@ def test_send_many_async_byte_exact(postfix_inbox: PostfixServer) -> None:
             postfix_inbox.host, postfix_inbox.smtp_port, cafile=postfix_inbox.ca_file
         ) as client:
             items = [(b, SENDER, ["alice@test.example"]) for b in bodies]
-            return [o async for o in client.send_many(items)]
+            return await client.send_many(items)
 
     outcomes = asyncio.run(main())
     assert all(isinstance(o, SendResult) for o in outcomes)

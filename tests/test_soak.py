@@ -17,7 +17,7 @@ from pathlib import Path
 
 from postwire import PossiblyDelivered, SendResult
 from postwire.capture import CaptureServer
-from postwire.pool import Pool
+from postwire.client import Pool
 
 MESSAGES = 6000
 RESTARTS = 8

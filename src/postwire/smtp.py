@@ -32,13 +32,15 @@ from ._core.envelope import Envelope, SendResult
 from ._core.names import ehlo_name
 from ._core.sasl import Mechanism, Plain, XOAuth2
 from ._core.timeouts import Timeouts
+from ._core.transaction import transaction
 from ._net.ports import PortsStream, TLSPort
 from ._net.sync import SocketStream, open_socket
 from ._net.tls import explain_tls_error, make_context
-from .client import CancelHandle, Session, Stream
+from .client import CancelHandle
+from .client._sync.driver import Driver, Stream
+from .client.transcript import Tracer
 from .errors import CancelledSend, SMTPError
 from .parameters import Parameter
-from .trace import Tracer
 
 __all__ = [
     "CancelHandle",
@@ -352,7 +354,7 @@ def _run(
             ) from exc
         _replace_ports(stream, new_reader, new_writer)
 
-    session = Session(stream, conn, timeouts, Tracer(), upgrade if tls_encode else None)
+    session = Driver(stream, conn, timeouts, Tracer(), upgrade if tls_encode else None)
     if cancel is not None:
         cancel._attach(stream)
     name = smtp_sending_server() or ehlo_name(socket.gethostname(), stream.local_address)
@@ -379,7 +381,7 @@ def _run(
             )
             session.run(p.authenticate(conn, mech))
         result = session.run(
-            p.transaction(
+            transaction(
                 conn,
                 envelope,
                 _content(header, message),
@@ -408,7 +410,7 @@ def _run(
     return result
 
 
-def _quit_quietly(session: Session) -> None:
+def _quit_quietly(session: Driver) -> None:
     try:
         if session.conn.state.name not in ("CLOSED", "ERROR"):
             session.run(p.quit(session.conn))

@@ -61,10 +61,14 @@ async def async_usage(msg: EmailMessage) -> None:
             print(exc.refused)
         except SMTPError as exc:
             print(exc.step, exc.reply, exc.is_transient)
-        async for outcome in client.send_many([msg]):
+        for outcome in await client.send_many([msg]):
+            print(outcome)
+        async for outcome in client.send_many_iter([msg]):
             print(outcome)
     async with AsyncPool("mail.example.org", max_connections=4) as pool:
-        async for outcome in pool.send_many([msg]):
+        outcomes: list[SendResult | BaseException] = await pool.send_many([msg])
+        print(outcomes)
+        async for outcome in pool.send_many_iter([msg]):
             print(outcome)
 
 

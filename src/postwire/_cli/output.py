@@ -22,7 +22,7 @@ __all__ = [
     "reply_json",
 ]
 
-# The transcript line format of postwire.trace: seconds, arrow, text.
+# The transcript line format of postwire.client.transcript: seconds, arrow, text.
 _LINE = re.compile(r"^\s*(\d+\.\d+) (->|<-|\*\*) (.*)$")
 
 
@@ -75,7 +75,7 @@ def error_json(exc: BaseException, code: int) -> dict[str, object]:
 class Transcript:
     """Receives :class:`~postwire.Client` transcript lines, prints them and keeps them.
 
-    The lines come from :mod:`postwire.trace` (AUTH payloads already
+    The lines come from :mod:`postwire.client.transcript` (AUTH payloads already
     redacted): ``"  0.012 -> EHLO host"``, ``<-`` for the server, ``**`` for
     notes.  :meth:`note` adds a note in the same format; make the transcript
     just before the client so that both clocks start together.

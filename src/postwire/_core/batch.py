@@ -16,38 +16,27 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import commands as c
 from .body import BdatBody, DataBody
-from .connection import SMTPConnection, after_end_of_data, before_end_of_data
-from .envelope import Envelope, SendResult
-from .errors import (
-    DataError,
-    ProtocolError,
-    RecipientsRefused,
-    SenderRefused,
-    SMTPError,
-)
+from .connection import SMTPConnection
+from .effects import Effect, Fill, Send, SendBody, Wait, recv
+from .envelope import SendResult
+from .errors import SMTPError
 from .message import PreparedMessage
-from .procedures import (
-    Effect,
-    Fill,
-    Recv,
-    Send,
-    SendBody,
-    Wait,
-    check_binary,
-    mail_params,
-    reset,
-)
+from .outcomes import DataVerdict, TransactionReplies, after_end_of_data, before_end_of_data
+from .procedures import reset
 from .reply import Reply
 from .state import State
+from .transaction import check_binary, mail_params
 
 __all__ = ["Outcome", "send_batch"]
 
 Outcome = SendResult | BaseException
 OnResult = Callable[[int, Outcome], None]
+
+_DATA = c.Data()
 
 
 @dataclass(slots=True)
@@ -55,51 +44,29 @@ class _Flight:
     """A message whose replies are still owed."""
 
     index: int
-    envelope: Envelope
+    replies: TransactionReplies
+    #: The connection's transaction number when this message's MAIL went out.
     tx: int
-    accepted: list[str] = field(default_factory=list)
-    refused: dict[str, Reply] = field(default_factory=dict)
-    mail: Reply | None = None
-    body: BdatBody | None = None
-    #: DATA mode: the "." went out with no content (nothing was accepted).
-    lone_dot: bool = False
-    end_sent: bool = False
     size: int = 0
+    body: BdatBody | None = None
+    #: DATA mode: what followed the 354 (content, or a lone "." when nothing was accepted).
+    verdict: DataVerdict = DataVerdict.CONTENT
+    end_sent: bool = False
     reported: bool = False
 
+    def lost(self, exc: BaseException) -> BaseException:
+        """This message's outcome when the connection failed before its reply came.
 
-def _report(f: _Flight, on_result: OnResult, outcome: Outcome) -> None:
-    f.reported = True
-    on_result(f.index, outcome)
+        It may have been delivered only if its content and end of data went
+        out; a lone "." delivers nothing.
+        """
+        if self.end_sent and self.verdict is DataVerdict.CONTENT:
+            return after_end_of_data(exc)
+        return before_end_of_data(exc)
 
-
-_DATA = c.Data()
-
-# Shared effect objects: the hot path allocates none per reply.
-_RECV = Recv(Wait.COMMAND)
-_RECV_END = Recv(Wait.DATA_END)
-
-
-def _recv(wait: Wait = Wait.COMMAND) -> Generator[Effect, Reply | None, Reply]:
-    reply = yield (_RECV_END if wait is Wait.DATA_END else _RECV)
-    assert reply is not None
-    return reply
-
-
-def _data_out_of_step(reply: Reply) -> ProtocolError:
-    # DATA is answered 354 or an error; a 2xx means replies and commands are
-    # out of step (an extra line somewhere before): nothing can be trusted.
-    return ProtocolError(
-        f"DATA: the server answered {reply} (expected 354): replies are out of step",
-        reply=reply,
-        step="DATA",
-    )
-
-
-def _refusal(f: _Flight) -> SMTPError:
-    if f.mail is not None and not f.mail.is_positive:
-        return SenderRefused("MAIL", f.mail)
-    return RecipientsRefused(f.refused)
+    def report(self, on_result: OnResult, outcome: Outcome) -> None:
+        self.reported = True
+        on_result(self.index, outcome)
 
 
 def send_batch(
@@ -136,7 +103,9 @@ def send_batch(
             env = item.envelope
             # MAIL and every RCPT (and DATA below) as one Send: one effect, one write.
             group = [conn.send(c.mail(env.sender, params))]
-            flight = _Flight(index, env, conn.transaction_id, size=env.size or 0)
+            flight = _Flight(
+                index, TransactionReplies(env.recipients), conn.transaction_id, env.size or 0
+            )
             group.extend(conn.send(c.rcpt(rcpt, env.rcpt_params)) for rcpt in env.recipients)
             if bdat:
                 yield Send(b"".join(group))
@@ -174,20 +143,16 @@ def send_batch(
     except BaseException as exc:
         for f in flights:
             if not f.reported:
-                _report(f, on_result, _lost(f, exc))
+                f.report(on_result, f.lost(exc))
         raise
-
-
-def _lost(f: _Flight, exc: BaseException) -> BaseException:
-    return after_end_of_data(exc) if f.end_sent else before_end_of_data(exc)
 
 
 def _take_group(conn: SMTPConnection, f: _Flight) -> None:
     """Take the MAIL and RCPT replies of ``f`` (they have arrived)."""
-    f.mail = conn.next_reply()
-    for rcpt in f.envelope.recipients:
-        r = conn.next_reply()
-        (f.accepted.append(rcpt) if r.is_positive else f.refused.__setitem__(rcpt, r))
+    replies = f.replies
+    replies.mail = conn.next_reply()
+    for rcpt in replies.recipients:
+        replies.take_rcpt(rcpt, conn.next_reply())
 
 
 def _start_data(
@@ -198,45 +163,32 @@ def _start_data(
     previous: _Flight | None,
 ) -> Generator[Effect, Reply | None, None]:
     # The previous message's end of data, then MAIL, RCPT... and DATA: one Fill.
-    owed = 2 + len(f.envelope.recipients) + (previous is not None)
+    owed = 2 + len(f.replies.recipients) + (previous is not None)
     yield Fill(owed, Wait.DATA_END if previous is not None else Wait.COMMAND)
     if previous is not None:
         _end_of_data(previous, conn.next_reply(), on_result)
     _take_group(conn, f)
-    assert f.mail is not None
-    data = conn.next_reply()
-    if data.code == 354:
-        if f.mail.is_positive and f.accepted:
+    verdict = f.replies.after_data(conn.next_reply())
+    if isinstance(verdict, DataVerdict):
+        f.verdict = verdict
+        if verdict is DataVerdict.CONTENT:
             yield SendBody(DataBody(conn), content)
         else:
-            # RFC 2920 §3.1: DATA accepted though nothing else was: a lone ".".
-            f.lone_dot = True
             yield Send(conn.end_data())
         f.end_sent = True
         return
-    if data.is_positive:
-        raise _data_out_of_step(data)
-    refused = not f.mail.is_positive or not f.accepted
-    error: SMTPError = _refusal(f) if refused else DataError("DATA", data)
-    if data.code == 421:
-        raise error  # reported for this message by send_batch's handler
-    _report(f, on_result, error)
+    f.report(on_result, verdict)
     # The transaction may still be open on the server: close it before the next.
     if conn.state is not State.CLOSED:
         yield from reset(conn)
 
 
 def _end_of_data(f: _Flight, final: Reply, on_result: OnResult) -> None:
-    if f.lone_dot:
-        _report(f, on_result, _refusal(f))
-    elif final.is_positive:
-        _report(f, on_result, SendResult(f.accepted, f.refused, final))
-    else:
-        _report(f, on_result, DataError("end of data", final))
+    f.report(on_result, f.replies.after_end_of_data(final, f.verdict))
 
 
 def _collect_data_end(f: _Flight, on_result: OnResult) -> Generator[Effect, Reply | None, None]:
-    final = yield from _recv(Wait.DATA_END)
+    final = yield from recv(Wait.DATA_END)
     _end_of_data(f, final, on_result)
 
 
@@ -244,25 +196,11 @@ def _collect_bdat(
     conn: SMTPConnection, f: _Flight, on_result: OnResult
 ) -> Generator[Effect, Reply | None, None]:
     assert f.body is not None
-    yield Fill(1 + len(f.envelope.recipients) + f.body.replies, Wait.DATA_END)
+    yield Fill(1 + len(f.replies.recipients) + f.body.replies, Wait.DATA_END)
     _take_group(conn, f)
-    assert f.mail is not None
-    failure: Reply | None = None
-    final: Reply | None = None
-    for _ in range(f.body.replies):
-        r = conn.next_reply()
-        if not r.is_positive and failure is None:
-            failure = r
-        final = r
-    assert final is not None
-    if f.mail.is_positive and f.accepted and failure is None:
-        _report(f, on_result, SendResult(f.accepted, f.refused, final))
-        return
-    if not f.mail.is_positive or not f.accepted:
-        _report(f, on_result, _refusal(f))
-    else:
-        assert failure is not None
-        _report(f, on_result, DataError("BDAT", failure))
+    outcome = f.replies.after_bdat([conn.next_reply() for _ in range(f.body.replies)])
+    f.report(on_result, outcome)
     # RFC 3030 §2: RSET after a failed BDAT, if no later transaction was started.
-    if conn.transaction_id == f.tx and conn.state is not State.CLOSED:
+    failed = not isinstance(outcome, SendResult)
+    if failed and conn.transaction_id == f.tx and conn.state is not State.CLOSED:
         yield from reset(conn)

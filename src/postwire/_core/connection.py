@@ -22,7 +22,6 @@ from .errors import (
     ProtocolError,
     ReplySyntaxError,
     ServerDisconnected,
-    SMTPError,
     describe,
 )
 from .extensions import Extensions
@@ -92,39 +91,6 @@ def closed_error(event: ConnectionClosed) -> ServerDisconnected:
     return ServerDisconnected(
         f"the server closed the connection while waiting for the reply to {step}", step=step
     )
-
-
-def after_end_of_data(exc: BaseException) -> BaseException:
-    """What a failure while waiting for the reply to a sent end of data means.
-
-    The server may have taken the message: report :class:`PossiblyDelivered`
-    (wrapping the cause), unless the server had announced with 421 that it
-    processed nothing more.
-    """
-    if isinstance(exc, PossiblyDelivered) or not isinstance(exc, (SMTPError, OSError)):
-        return exc
-    if isinstance(exc, SMTPError) and exc.reply is not None and exc.reply.code == 421:
-        return exc
-    step = exc.step if isinstance(exc, SMTPError) else "end of data"
-    err = PossiblyDelivered(
-        f"{exc}; this happened after the end of the message was sent, so the message "
-        "may have been delivered",
-        step=step,
-    )
-    err.__cause__ = exc
-    return err
-
-
-def before_end_of_data(exc: BaseException) -> BaseException:
-    """The same failure for a message whose end of data was never sent: not delivered."""
-    if isinstance(exc, PossiblyDelivered):
-        err = ServerDisconnected(
-            f"not delivered: the connection failed before this message's data was sent ({exc})",
-            step=exc.step,
-        )
-        err.__cause__ = exc
-        return err
-    return exc
 
 
 @dataclass(slots=True)

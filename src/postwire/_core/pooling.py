@@ -1,4 +1,4 @@
-"""Pure bookkeeping for connection pools: reuse policy, retries, a shared rate limit.
+"""Pure bookkeeping for connection pools: reuse policy and a shared rate limit.
 
 The sync and asyncio pools differ in how they wait and lock; what they decide
 is decided here, with the clock passed in, so it is tested without sleeping.
@@ -9,9 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .errors import ConnectError, PossiblyDelivered, ServerDisconnected
-
-__all__ = ["Action", "PoolPolicy", "RateLimiter", "Record", "retryable"]
+__all__ = ["Action", "PoolPolicy", "RateLimiter", "Record"]
 
 
 class Action(enum.Enum):
@@ -93,16 +91,3 @@ class RateLimiter:
         if self._available >= 0:
             return 0.0
         return -self._available / self.rate
-
-
-def retryable(outcome: object) -> bool:
-    """Whether a message's outcome means "not sent; another connection may take it".
-
-    A dropped connection or a 421 before the end of data: yes.  A possible
-    delivery (the connection broke after the end of data): never, or the
-    message could arrive twice.  Refusals by reply: no (retrying is the
-    caller's policy).
-    """
-    if isinstance(outcome, PossiblyDelivered):
-        return False
-    return isinstance(outcome, (ServerDisconnected, ConnectError))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .procedures import Wait
+from .effects import Wait
 
 __all__ = ["Timeouts"]
 

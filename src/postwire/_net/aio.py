@@ -12,9 +12,10 @@ import asyncio
 import socket
 import ssl
 
-from ..errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
+from .._core.errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
+from .tls import describe_tls
 
-__all__ = ["AsyncStream", "open_connection"]
+__all__ = ["AsyncSocketStream", "open_stream"]
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
@@ -121,35 +122,22 @@ async def _wait(future: asyncio.Future[None], timeout: float | None) -> bool:
     return True
 
 
-async def open_connection(
-    host: str,
-    port: int,
-    timeout: float | None,
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
-    source_address: tuple[str, int] | None = None,
-) -> AsyncStream:
-    """Connect (and for implicit TLS, handshake) within ``timeout``."""
+async def open_stream(
+    host: str, port: int, timeout: float | None, source_address: tuple[str, int] | None = None
+) -> AsyncSocketStream:
+    """Connect over TCP within ``timeout``, mapping failures to :class:`ConnectError`.
+
+    TLS, implicit or after STARTTLS, is started on the stream afterwards.
+    """
     loop = asyncio.get_running_loop()
     try:
         transport, protocol = await asyncio.wait_for(
-            loop.create_connection(
-                _Protocol,
-                host,
-                port,
-                ssl=ssl_context,
-                server_hostname=server_hostname if ssl_context is not None else None,
-                local_addr=source_address,
-            ),
-            timeout,
+            loop.create_connection(_Protocol, host, port, local_addr=source_address), timeout
         )
     except asyncio.TimeoutError:
         raise ConnectTimeout(
             f"connecting to {host}:{port} timed out after {timeout:.3g} s", step="connect"
         ) from None
-    except (ssl.SSLError, ssl.CertificateError):
-        raise
     except OSError as exc:
         raise ConnectError(f"cannot connect to {host}:{port}: {exc}", step="connect") from exc
     sock = transport.get_extra_info("socket")
@@ -158,13 +146,18 @@ async def open_connection(
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-    return AsyncStream(transport, protocol, f"{host}:{port}")
+    return AsyncSocketStream(transport, protocol, f"{host}:{port}")
 
 
-class AsyncStream:
-    """Reads and writes on an asyncio transport, TLS or not."""
+class AsyncSocketStream:
+    """Reads and writes on an asyncio transport, TLS or not.
+
+    ``abort`` may be called from another thread (a ``CancelHandle``): it
+    breaks the connection on the transport's own loop.
+    """
 
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol, peer: str) -> None:
+        self._loop = asyncio.get_running_loop()
         self.transport = transport
         self.protocol = protocol
         self.peer = peer
@@ -203,7 +196,9 @@ class AsyncStream:
     ) -> None:
         if self.transport.is_closing():
             raise ServerDisconnected(f"{step}: connection to {self.peer} is closed", step=step)
-        self.transport.write(data)
+        # The transport may keep a view of what it could not send at once, and
+        # the caller reuses its buffer: hand over bytes it owns.
+        self.transport.write(data if isinstance(data, bytes) else bytes(data))
         if not self.protocol.paused:
             return  # the transport took it all (the usual case): no wait
         try:
@@ -238,18 +233,19 @@ class AsyncStream:
 
     def tls_info(self) -> dict[str, object] | None:
         obj = self.transport.get_extra_info("ssl_object")
-        if obj is None:
-            return None
-        cipher = obj.cipher()
-        return {
-            "version": obj.version(),
-            "cipher": cipher[0] if cipher else None,
-            "peercert": obj.getpeercert(),
-            "peercert_der": obj.getpeercert(binary_form=True),
-        }
+        return describe_tls(obj if isinstance(obj, (ssl.SSLObject, ssl.SSLSocket)) else None)
 
     def abort(self) -> None:
-        self.transport.abort()
+        """Break the connection now (from any thread)."""
+        try:
+            same_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop:
+            self.close()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.close)
 
     def close(self) -> None:
-        self.transport.close()
+        """Close at once: after QUIT nothing is left to send, after a failure nothing may be."""
+        self.transport.abort()

@@ -12,7 +12,8 @@ import socket
 import ssl
 from typing import Any
 
-from ..errors import ServerDisconnected, Timeout
+from .._core.errors import ServerDisconnected, Timeout
+from .tls import describe_tls
 
 __all__ = ["PortsStream", "TLSPort"]
 
@@ -85,6 +86,12 @@ class PortsStream:
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
     ) -> None:
         raise NotImplementedError("port pairs are upgraded by their tls_encode function")
+
+    def tls_info(self) -> dict[str, object] | None:
+        reader = self.reader
+        if isinstance(reader, ssl.SSLSocket):
+            return describe_tls(reader)
+        return describe_tls(reader.ssl_object) if isinstance(reader, TLSPort) else None
 
     def replace(self, reader: Any, writer: Any) -> None:
         self.reader, self.writer = reader, writer
@@ -187,6 +194,10 @@ class TLSPort:
 
     def version(self) -> str | None:
         return self._obj.version()
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject:
+        return self._obj
 
     def close(self) -> None:
         try:

@@ -6,9 +6,10 @@ import socket
 import ssl
 import threading
 
-from ..errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
+from .._core.errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
+from .tls import describe_tls
 
-__all__ = ["SocketStream", "open_socket"]
+__all__ = ["SocketStream", "open_socket", "open_stream"]
 
 # 64 KiB: a larger recv() buffer is mmap()ed afresh on many reads.
 _READ_SIZE = 64 * 1024
@@ -33,6 +34,13 @@ def open_socket(
         raise ConnectError(f"cannot connect to {host}:{port}: {exc}", step="connect") from exc
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def open_stream(
+    host: str, port: int, timeout: float | None, source_address: tuple[str, int] | None = None
+) -> SocketStream:
+    """Connect over TCP (see :func:`open_socket`); TLS is started on the stream afterwards."""
+    return SocketStream(open_socket(host, port, timeout, source_address), f"{host}:{port}")
 
 
 class SocketStream:
@@ -104,15 +112,7 @@ class SocketStream:
         self._timeout = timeout
 
     def tls_info(self) -> dict[str, object] | None:
-        if not isinstance(self.sock, ssl.SSLSocket):
-            return None
-        cipher = self.sock.cipher()
-        return {
-            "version": self.sock.version(),
-            "cipher": cipher[0] if cipher else None,
-            "peercert": self.sock.getpeercert(),
-            "peercert_der": self.sock.getpeercert(binary_form=True),
-        }
+        return describe_tls(self.sock if isinstance(self.sock, ssl.SSLSocket) else None)
 
     def abort(self) -> None:
         """Break the connection now (from any thread)."""

@@ -6,9 +6,15 @@ import hashlib
 import ssl
 from pathlib import Path
 
-from ..errors import CertificateError, TLSError
+from .._core.errors import CertificateError, TLSError
 
-__all__ = ["check_fingerprint", "explain_tls_error", "make_context", "normalize_fingerprint"]
+__all__ = [
+    "check_fingerprint",
+    "describe_tls",
+    "explain_tls_error",
+    "make_context",
+    "normalize_fingerprint",
+]
 
 
 def make_context(cafile: str | Path | None = None, *, pinned: bool = False) -> ssl.SSLContext:
@@ -97,3 +103,16 @@ def explain_tls_error(
             hint = f"the TLS handshake with {host}:{port} failed: the server did not speak TLS"
         return TLSError(f"{hint} [{reason or text}]", step="TLS")
     return TLSError(f"TLS handshake with {host}:{port} failed: {text}", step="TLS")
+
+
+def describe_tls(tls: ssl.SSLSocket | ssl.SSLObject | None) -> dict[str, object] | None:
+    """TLS version, cipher and the server certificate (dict and DER) of a connection."""
+    if tls is None:
+        return None
+    cipher = tls.cipher()
+    return {
+        "version": tls.version(),
+        "cipher": cipher[0] if cipher else None,
+        "peercert": tls.getpeercert(),
+        "peercert_der": tls.getpeercert(binary_form=True),
+    }

@@ -1,4 +1,8 @@
-"""Configuration and state shared by :class:`Client` and :class:`AsyncClient`."""
+"""What :class:`Client` and :class:`AsyncClient` share that is not I/O.
+
+The validated settings (the constructor, written once), the TLS and AUTH
+choices, and how messages are prepared for a send.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,74 @@ import email.parser
 import email.policy
 import logging
 import ssl
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from ._core.commands import Ehlo, params_from
-from ._core.connection import SMTPConnection
-from ._core.envelope import SendResult
-from ._core.extensions import Extensions
-from ._core.message import PreparedMessage, envelope_from_message, prepare_message
-from ._core.procedures import Effect, check_credentials_protected, transaction
-from ._core.reply import Reply
-from ._core.sasl import Mechanism, choose_mechanism
-from ._core.timeouts import Timeouts
-from ._driver import DEAD, resendable
-from ._net.tls import check_fingerprint, make_context, normalize_fingerprint
-from .errors import ExtensionNotSupported, ProtocolError
-from .trace import Tracer
+from .._core.commands import Ehlo, params_from
+from .._core.connection import SMTPConnection
+from .._core.effects import Effect
+from .._core.envelope import SendResult
+from .._core.errors import ExtensionNotSupported, ProtocolError, Timeout
+from .._core.extensions import Extensions
+from .._core.message import PreparedMessage, envelope_from_message, prepare_message
+from .._core.outcomes import may_resend_in_lock_step
+from .._core.procedures import check_credentials_protected
+from .._core.reply import Reply
+from .._core.sasl import Mechanism, choose_mechanism
+from .._core.state import State
+from .._core.timeouts import Timeouts
+from .._core.transaction import transaction
+from .._net.tls import check_fingerprint, make_context, normalize_fingerprint
+from .transcript import Tracer
 
-__all__ = ["TLS_MODES", "BaseClient", "TLSMode", "unpack_item"]
+__all__ = ["TLS_MODES", "BaseClient", "OAuth2Token", "TLSMode", "greeting_hint", "unpack_item"]
 
 logger = logging.getLogger("postwire")
 
 TLSMode = Literal["starttls", "implicit", "opportunistic", "none"]
 TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
+#: A bearer token, or a provider called right before AUTH (``AsyncClient``: may be async).
+OAuth2Token = str | Callable[[], str] | Callable[[], Awaitable[str]]
+#: States after which a connection is never used again.
+_DEAD = (State.CLOSED, State.ERROR)
 
 
 class BaseClient:
-    """Validated settings and the session facts both clients expose."""
+    """An SMTP client for one server connection: the settings both clients share.
+
+    Args:
+        host: the server's name or address.
+        port: the server's port; defaults to 465 with ``tls="implicit"``,
+            else 25.
+        tls: ``"starttls"`` (default: STARTTLS is required, never plain text),
+            ``"implicit"`` (TLS from the first byte, port 465),
+            ``"opportunistic"`` (STARTTLS when offered, else plain text: ask
+            for it by name only), ``"none"``.
+        ssl_context: the context for TLS; default verifies the certificate.
+        cafile: a CA file to trust instead of the system's (ignored with
+            ``ssl_context``).
+        server_hostname: the name to verify the certificate against (and
+            to send in SNI) when it differs from ``host``.
+        tls_fingerprint: pin the server certificate's SHA-256 fingerprint
+            (hex, colons allowed); without ``cafile`` it replaces chain
+            verification, for self-signed servers.
+        username, password: credentials for AUTH.
+        auth_mechanism: force one SASL mechanism instead of the strongest
+            both sides support.
+        oauth2_token: a bearer token, or a callable returning one (called
+            right before AUTH, and once more if the server refuses it), for
+            XOAUTH2 / OAUTHBEARER; :class:`AsyncClient` also takes an async
+            callable.
+        allow_plaintext_auth: allow credentials over an unencrypted
+            connection (never the default).
+        timeout: seconds for every network step (see ``timeouts``).
+        timeouts: a :class:`~postwire.Timeouts` for each kind of step.
+        local_hostname: the EHLO name; default: a valid name found without DNS.
+        source_address: the local (host, port) to connect from.
+        pipelining, chunking: use PIPELINING / CHUNKING when offered.
+        transcript: a callable receiving each transcript line (AUTH hidden).
+    """
 
     _conn: SMTPConnection | None
 
@@ -50,7 +94,7 @@ class BaseClient:
         username: str | None = None,
         password: str | None = None,
         auth_mechanism: str | None = None,
-        oauth2_token: object = None,
+        oauth2_token: OAuth2Token | None = None,
         allow_plaintext_auth: bool = False,
         timeout: float | None = 60.0,
         timeouts: Timeouts | None = None,
@@ -104,7 +148,7 @@ class BaseClient:
     @property
     def connected(self) -> bool:
         """True while the session can take commands."""
-        return self._conn is not None and self._conn.state not in DEAD
+        return self._conn is not None and self._conn.state not in _DEAD
 
     @property
     def extensions(self) -> Extensions:
@@ -197,7 +241,7 @@ class BaseClient:
             return None
         self.pipelining = False
         logger.warning("%s: pipelining turned off after: %s", self.host, broken)
-        return [(i, m) for i, m in run if resendable(m, outcomes.get(i))]
+        return [(i, m) for i, m in run if may_resend_in_lock_step(m, outcomes.get(i))]
 
     def _prepared_items(
         self, messages: Iterable[tuple[int, object]]
@@ -255,7 +299,7 @@ def _from_header(
     The envelope comes from the header's From, To and CC fields unless given
     (a Bcc is never in such a header: pass ``recipients=`` for it).
     """
-    from .head import compose_message  # the net/head layer sits above the clients
+    from ..head import compose_message  # the net/head layer sits above the clients
 
     assert isinstance(message, tuple)
     header, lines = message
@@ -267,3 +311,14 @@ def _from_header(
         sender = found_sender if sender is None else sender
         recipients = found_rcpts if recipients is None else recipients
     return data, sender, recipients
+
+
+def greeting_hint(exc: Timeout, client: BaseClient) -> Timeout:
+    """A greeting that never came, on a port that may want implicit TLS, says so."""
+    if exc.step != "greeting" or client.tls == "implicit":
+        return exc
+    return Timeout(
+        f"{exc} (if {client.host}:{client.port} is an implicit-TLS port such as 465, "
+        "use tls='implicit' (CLI: --tls implicit))",
+        step="greeting",
+    )

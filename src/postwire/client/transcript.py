@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ._core.reply import Reply
+from .._core.reply import Reply
 
 __all__ = ["Tracer"]
 

@@ -1,0 +1,240 @@
+"""What happened to a message: the outcome rules every send path shares.
+
+A one-message transaction (:func:`~postwire._core.procedures.transaction`), a
+pipelined batch (:func:`~postwire._core.batch.send_batch`), the pools and the
+lock-step fallback all decide here what the server's replies mean for a
+message: delivered (a :class:`SendResult`), refused (the error that says by
+whom), not delivered because the connection failed (and so safe to send
+elsewhere), or possibly delivered (never to be resent blindly).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .envelope import SendResult
+from .errors import (
+    ConnectError,
+    DataError,
+    PossiblyDelivered,
+    ProtocolError,
+    RecipientsRefused,
+    SenderRefused,
+    ServerDisconnected,
+    SMTPError,
+    describe,
+)
+from .message import PreparedMessage
+from .reply import Reply
+
+__all__ = [
+    "DataVerdict",
+    "TransactionReplies",
+    "after_end_of_data",
+    "before_end_of_data",
+    "closing",
+    "content_rereadable",
+    "may_resend_elsewhere",
+    "may_resend_in_lock_step",
+    "not_sent",
+    "out_of_step",
+]
+
+
+def closing(step: str, reply: Reply) -> ServerDisconnected:
+    """A 421 reply: the server is closing the transmission channel (RFC 5321 §3.8)."""
+    return ServerDisconnected(
+        describe(step, reply) + " (server closing connection)", reply=reply, step=step
+    )
+
+
+def out_of_step(reply: Reply) -> ProtocolError:
+    """DATA answered 2xx: replies and commands are out of step, nothing can be trusted.
+
+    DATA is answered 354 or an error (RFC 5321 §4.1.1.4); a 2xx means an extra
+    reply line came somewhere before it.
+    """
+    return ProtocolError(
+        f"DATA: the server answered {reply} (expected 354): replies are out of step",
+        reply=reply,
+        step="DATA",
+    )
+
+
+class DataVerdict(enum.Enum):
+    """What to send after DATA was answered 354."""
+
+    #: The message content, then the final ".".
+    CONTENT = "content"
+    #: Only the final ".": DATA was accepted though MAIL or every RCPT was not
+    #: (RFC 2920 §3.1), so end it with an empty message the server must refuse.
+    LONE_DOT = "lone dot"
+
+
+@dataclass(slots=True)
+class TransactionReplies:
+    """The replies to one transaction's MAIL and RCPT commands, and what they decide.
+
+    ``mail`` is None when MAIL was answered in lock-step and accepted (the
+    transaction only went on because of that), or not yet paired.
+    """
+
+    recipients: Sequence[str]
+    mail: Reply | None = None
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, Reply] = field(default_factory=dict)
+
+    def take_rcpt(self, rcpt: str, reply: Reply) -> None:
+        # RFC 5321 §3.3 / Racket difference 4: any 2xx (251, 252 too) accepts.
+        if reply.is_positive:
+            self.accepted.append(rcpt)
+        else:
+            self.refused[rcpt] = reply
+
+    @property
+    def mail_refused(self) -> bool:
+        return self.mail is not None and not self.mail.is_positive
+
+    @property
+    def deliverable(self) -> bool:
+        """MAIL and at least one RCPT were accepted: the content may go."""
+        return not self.mail_refused and bool(self.accepted)
+
+    def refusal(self) -> SMTPError:
+        """The error of a transaction whose sender or every recipient was refused."""
+        if self.mail_refused:
+            assert self.mail is not None
+            return SenderRefused("MAIL", self.mail)
+        return RecipientsRefused(self.refused)
+
+    def after_data(self, reply: Reply) -> DataVerdict | SMTPError:
+        """What the reply to DATA decides: send the content, a lone ".", or fail.
+
+        Raises when the connection cannot go on: a 421, or a 2xx (out of step).
+        """
+        if reply.code == 421:
+            raise closing("DATA", reply)
+        if reply.is_positive:
+            raise out_of_step(reply)
+        if reply.code == 354:
+            return DataVerdict.CONTENT if self.deliverable else DataVerdict.LONE_DOT
+        return self.refusal() if not self.deliverable else DataError("DATA", reply)
+
+    def after_end_of_data(self, final: Reply, verdict: DataVerdict) -> SendResult | SMTPError:
+        """What the reply to the final "." decides (RFC 5321 §4.1.1.4).
+
+        Raises for a 421: the server closed and delivered nothing.
+        """
+        if verdict is DataVerdict.LONE_DOT:
+            return self.refusal()
+        if final.code == 421:
+            raise closing("end of data", final)
+        if final.is_positive:
+            return SendResult(self.accepted, self.refused, final)
+        return DataError("end of data", final)
+
+    def after_bdat(self, replies: Sequence[Reply]) -> SendResult | SMTPError:
+        """What the replies to a transaction's BDAT commands decide (RFC 3030 §2, §4.2).
+
+        Every chunk is answered; the first failure names the error and the
+        last reply is the transaction's.  Raises for a 421.
+        """
+        failure: Reply | None = None
+        for reply in replies:
+            if reply.code == 421:
+                raise closing("BDAT", reply)
+            if failure is None and not reply.is_positive:
+                failure = reply
+        if not self.deliverable:
+            return self.refusal()
+        if failure is not None:
+            return DataError("BDAT", failure)
+        return SendResult(self.accepted, self.refused, replies[-1])
+
+
+# --- failures of the connection -------------------------------------------------------------
+
+
+def after_end_of_data(exc: BaseException) -> BaseException:
+    """What a failure while waiting for the reply to a sent end of data means.
+
+    The server may have taken the message: report :class:`PossiblyDelivered`
+    (wrapping the cause), unless the server had announced with 421 that it
+    processed nothing more.
+    """
+    if isinstance(exc, PossiblyDelivered) or not isinstance(exc, (SMTPError, OSError)):
+        return exc
+    if isinstance(exc, SMTPError) and exc.reply is not None and exc.reply.code == 421:
+        return exc
+    step = exc.step if isinstance(exc, SMTPError) else "end of data"
+    err = PossiblyDelivered(
+        f"{exc}; this happened after the end of the message was sent, so the message "
+        "may have been delivered",
+        step=step,
+    )
+    err.__cause__ = exc
+    return err
+
+
+def before_end_of_data(exc: BaseException) -> BaseException:
+    """The same failure for a message whose end of data was never sent: not delivered."""
+    if isinstance(exc, PossiblyDelivered):
+        err = ServerDisconnected(
+            f"not delivered: the connection failed before this message's data was sent ({exc})",
+            step=exc.step,
+        )
+        err.__cause__ = exc
+        return err
+    return exc
+
+
+def not_sent(exc: BaseException) -> ServerDisconnected:
+    """The outcome of a message that was never sent because the connection broke."""
+    err = ServerDisconnected(
+        f"not sent: the connection broke before this message ({exc})", step="send"
+    )
+    err.__cause__ = exc
+    return err
+
+
+# --- may it be sent again? ------------------------------------------------------------------
+
+
+def may_resend_elsewhere(outcome: object) -> bool:
+    """Whether an outcome means "not delivered: the connection failed, try another".
+
+    A dropped connection or a 421 before the end of data: yes.  A possible
+    delivery (the connection broke after the end of data): never, or the
+    message could arrive twice.  Refusals by reply: no (retrying later is
+    the caller's policy).
+    """
+    if isinstance(outcome, PossiblyDelivered):
+        return False
+    return isinstance(outcome, (ServerDisconnected, ConnectError))
+
+
+def content_rereadable(message: object) -> bool:
+    """Whether a message's content can be read a second time.
+
+    Bytes and ``EmailMessage`` objects can; a file or an iterator was
+    consumed by the first attempt.  ``message`` may be a ``send_many`` item,
+    ``(message, sender, recipients)``, or a prepared message.
+    """
+    if isinstance(message, PreparedMessage):
+        return isinstance(message.content, bytes)
+    if isinstance(message, tuple) and message:
+        message = message[0]
+    return isinstance(message, (bytes, bytearray)) or hasattr(message, "as_bytes")
+
+
+def may_resend_in_lock_step(message: object, outcome: object) -> bool:
+    """Whether a message may go again after a server broke pipelining.
+
+    Only when it certainly was not delivered (not sent, or failed by a
+    protocol error before its end of data) and its content can be read again.
+    """
+    if not isinstance(message, PreparedMessage) or not content_rereadable(message):
+        return False
+    return outcome is None or may_resend_elsewhere(outcome) or isinstance(outcome, ProtocolError)

@@ -1,0 +1,217 @@
+"""One mail transaction: MAIL, RCPT..., DATA or BDAT, the content, the end of data.
+
+What the replies decide is in :mod:`postwire._core.outcomes`, shared with
+the pipelined batch (:mod:`postwire._core.batch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import NoReturn
+
+from . import commands as c
+from .body import BdatBody, DataBody
+from .connection import SMTPConnection
+from .effects import Effect, Send, SendBody, Wait, recv
+from .envelope import Envelope, SendResult
+from .errors import (
+    ExtensionNotSupported,
+    MessageTooLarge,
+    RecipientsRefused,
+    SenderRefused,
+    SMTPError,
+)
+from .outcomes import DataVerdict, TransactionReplies, after_end_of_data, closing
+from .procedures import reset
+from .reply import Reply
+from .state import State
+
+__all__ = ["check_binary", "mail_params", "transaction"]
+
+
+def mail_params(conn: SMTPConnection, envelope: Envelope) -> c.Params:
+    """MAIL parameters for ``envelope`` given what the server offers.
+
+    Raises before anything is sent when the message needs an extension the
+    server lacks, or is larger than its SIZE limit.
+    """
+    ext = conn.extensions
+    params: list[tuple[str, str | None]] = []
+    limit = ext.max_size
+    if envelope.size is not None and limit is not None:
+        if limit and envelope.size > limit:
+            raise MessageTooLarge(
+                f"message is {envelope.size} bytes; the server accepts at most {limit} (SIZE)",
+                step="MAIL",
+            )
+        params.append(("SIZE", str(envelope.size)))
+    if envelope.binary:
+        # RFC 3030 §3: binary content needs BINARYMIME, which needs BDAT.
+        if not (ext.binarymime and ext.chunking):
+            raise ExtensionNotSupported(
+                "the message is binary (it has NUL octets, or BODY=BINARYMIME was asked for) "
+                "but the server does not offer BINARYMIME with CHUNKING",
+                step="MAIL",
+            )
+        params.append(("BODY", "BINARYMIME"))
+    elif envelope.eight_bit is None:
+        if ext.eightbitmime:
+            params.append(("BODY", "8BITMIME"))
+    elif envelope.eight_bit:
+        if not ext.eightbitmime:
+            raise ExtensionNotSupported(
+                "the message has 8-bit content but the server does not offer 8BITMIME "
+                "(encode it as 7-bit, e.g. with quoted-printable or base64)",
+                step="MAIL",
+            )
+        params.append(("BODY", "8BITMIME"))
+    if envelope.smtputf8:
+        if not ext.smtputf8:
+            raise ExtensionNotSupported(
+                "the addresses or headers are UTF-8 but the server does not offer SMTPUTF8",
+                step="MAIL",
+            )
+        params.append(("SMTPUTF8", None))
+    names = {k.upper() for k, _ in params}
+    params.extend(p for p in envelope.mail_params if p[0].upper() not in names)
+    return tuple(params)
+
+
+def check_binary(envelope: Envelope, bdat: bool) -> None:
+    """Binary content can only go by BDAT (RFC 3030 §3)."""
+    if envelope.binary and not bdat:
+        raise ExtensionNotSupported(
+            "a binary message needs BDAT, and chunking was turned off", step="MAIL"
+        )
+
+
+
+def transaction(
+    conn: SMTPConnection,
+    envelope: Envelope,
+    content: object = None,
+    *,
+    pipelining: bool | None = None,
+    chunking: bool | None = None,
+    require_all: bool = False,
+) -> Generator[Effect, Reply | None, SendResult]:
+    """One mail transaction: MAIL, RCPT..., DATA or BDAT, content, end of data.
+
+    With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one
+    write; with CHUNKING too (RFC 3030) the content joins them, so the
+    whole message costs one round trip.  Succeeds when the end of data is
+    answered 2xx and at least one recipient was accepted; refused
+    recipients are reported in the result.  With ``require_all`` one
+    refused recipient abandons the message (Racket's behaviour): then the
+    content is only sent once every RCPT has been answered.
+    """
+    ext = conn.extensions
+    pipe = ext.pipelining if pipelining is None else (pipelining and ext.pipelining)
+    params = mail_params(conn, envelope)
+    bdat = ext.chunking if chunking is None else (chunking and ext.chunking)
+    check_binary(envelope, bdat)
+    replies = TransactionReplies(envelope.recipients)
+
+    yield Send(conn.send(c.mail(envelope.sender, params)))
+    if not pipe:
+        mail_reply = yield from recv()
+        if not mail_reply.is_positive:
+            yield from _fail_reset(conn, mail_reply)
+            raise SenderRefused("MAIL", mail_reply)
+
+    for rcpt in envelope.recipients:
+        yield Send(conn.send(c.rcpt(rcpt, envelope.rcpt_params)))
+        if not pipe:
+            r = yield from recv()
+            replies.take_rcpt(rcpt, r)
+            if r.code == 421:
+                raise closing("RCPT", r)
+            if replies.refused and require_all:
+                break
+
+    if require_all and pipe:
+        # Collect MAIL and RCPT replies before any content is committed.
+        mail_reply = yield from recv()
+        for rcpt in envelope.recipients:
+            replies.take_rcpt(rcpt, (yield from recv()))
+        if not mail_reply.is_positive:
+            yield from _fail_reset(conn, mail_reply)
+            raise SenderRefused("MAIL", mail_reply)
+        pipe = False
+
+    if (not pipe and not replies.accepted) or (require_all and replies.refused):
+        yield from reset(conn)
+        raise RecipientsRefused(replies.refused)
+
+    if bdat:
+        return (yield from _send_bdat(conn, envelope, content, pipe, replies))
+
+    yield Send(conn.send(c.Data()))
+    if pipe:
+        replies.mail = yield from recv()
+        for rcpt in envelope.recipients:
+            replies.take_rcpt(rcpt, (yield from recv()))
+    verdict = replies.after_data((yield from recv()))
+    if isinstance(verdict, BaseException):
+        yield from reset(conn)
+        raise verdict
+    if verdict is DataVerdict.LONE_DOT:
+        # Nothing can be delivered by an empty message: a failure now is no risk.
+        yield Send(conn.end_data())
+        final = yield from recv(Wait.DATA_END)
+    else:
+        yield SendBody(DataBody(conn), content)
+        try:
+            final = yield from recv(Wait.DATA_END)
+        except (SMTPError, OSError) as exc:
+            _raise_after_end_of_data(exc)
+    outcome = replies.after_end_of_data(final, verdict)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _send_bdat(
+    conn: SMTPConnection,
+    envelope: Envelope,
+    content: object,
+    pipe: bool,
+    replies: TransactionReplies,
+) -> Generator[Effect, Reply | None, SendResult]:
+    body = BdatBody(conn, normalize=not envelope.binary)
+    # RFC 3030 §4.2 with RFC 2920: MAIL, RCPT and the chunks in one go.
+    yield SendBody(body, content)
+    chunk_replies: list[Reply] = []
+    try:
+        if pipe:
+            replies.mail = yield from recv()
+            for rcpt in envelope.recipients:
+                replies.take_rcpt(rcpt, (yield from recv()))
+        for i in range(body.replies):
+            last = i == body.replies - 1
+            r = yield from recv(Wait.DATA_END if last else Wait.COMMAND)
+            if r.code == 421:
+                raise closing("BDAT", r)
+            chunk_replies.append(r)
+    except (SMTPError, OSError) as exc:
+        _raise_after_end_of_data(exc)
+    outcome = replies.after_bdat(chunk_replies)
+    if isinstance(outcome, BaseException):
+        yield from reset(conn)
+        raise outcome
+    return outcome
+
+
+def _raise_after_end_of_data(exc: SMTPError | OSError) -> NoReturn:
+    """Raise what a failure after the end of data went out means (the cause kept)."""
+    error = after_end_of_data(exc)
+    if error is exc:
+        raise exc
+    raise error from exc
+
+
+def _fail_reset(conn: SMTPConnection, reply: Reply) -> Generator[Effect, Reply | None, None]:
+    if reply.code == 421:
+        raise closing(reply.command or "MAIL", reply)
+    if conn.state is not State.CLOSED:
+        yield from reset(conn)
