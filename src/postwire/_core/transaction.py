@@ -6,7 +6,7 @@ the pipelined batch (:mod:`postwire._core.batch`).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import NoReturn
 
 from . import commands as c
@@ -21,7 +21,13 @@ from .errors import (
     SenderRefused,
     SMTPError,
 )
-from .outcomes import DataVerdict, TransactionReplies, after_end_of_data, closing
+from .outcomes import (
+    DataVerdict,
+    TransactionReplies,
+    after_end_of_data,
+    before_end_of_data,
+    closing,
+)
 from .procedures import reset
 from .reply import Reply
 from .state import State
@@ -158,13 +164,16 @@ def transaction(
     if verdict is DataVerdict.LONE_DOT:
         # Nothing can be delivered by an empty message: a failure now is no risk.
         yield Send(conn.end_data())
-        final = yield from recv(Wait.DATA_END)
+        try:
+            final = yield from recv(Wait.DATA_END)
+        except (SMTPError, OSError) as exc:
+            _raise_converted(exc, before_end_of_data)
     else:
         yield SendBody(DataBody(conn), content)
         try:
             final = yield from recv(Wait.DATA_END)
         except (SMTPError, OSError) as exc:
-            _raise_after_end_of_data(exc)
+            _raise_converted(exc, after_end_of_data)
     outcome = replies.after_end_of_data(final, verdict)
     if isinstance(outcome, BaseException):
         raise outcome
@@ -194,7 +203,7 @@ def _send_bdat(
                 raise closing("BDAT", r)
             chunk_replies.append(r)
     except (SMTPError, OSError) as exc:
-        _raise_after_end_of_data(exc)
+        _raise_converted(exc, after_end_of_data)
     outcome = replies.after_bdat(chunk_replies)
     if isinstance(outcome, BaseException):
         yield from reset(conn)
@@ -202,9 +211,11 @@ def _send_bdat(
     return outcome
 
 
-def _raise_after_end_of_data(exc: SMTPError | OSError) -> NoReturn:
-    """Raise what a failure after the end of data went out means (the cause kept)."""
-    error = after_end_of_data(exc)
+def _raise_converted(
+    exc: SMTPError | OSError, convert: Callable[[BaseException], BaseException]
+) -> NoReturn:
+    """Raise what a failure at the end of data means (the original kept as the cause)."""
+    error = convert(exc)
     if error is exc:
         raise exc
     raise error from exc

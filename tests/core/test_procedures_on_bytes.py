@@ -1,0 +1,460 @@
+"""Greeting, STARTTLS, AUTH, the transaction and the batch, decided on bytes alone.
+
+Each row drives a core procedure with scripted server turns (:mod:`drive`) and
+states the exact writes (one entry per write: a pipelined group is one write)
+and the outcome.  No socket, no driver: what is tested is the protocol's
+decisions, which both clients and the Racket layer share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from drive import TLS, drive, greeted
+
+from postwire import SendResult, errors
+from postwire._core import procedures
+from postwire._core.batch import send_batch
+from postwire._core.connection import SMTPConnection
+from postwire._core.effects import Effect
+from postwire._core.message import PreparedMessage, prepare_message
+from postwire._core.reply import Reply
+from postwire._core.sasl import Login, Plain
+from postwire._core.transaction import transaction
+
+Proc = Callable[[SMTPConnection], Generator[Effect, Reply | None, Any]]
+
+MSG = b"Subject: t\r\n\r\nbody\r\n.dot\r\n"
+WIRE = b"Subject: t\r\n\r\nbody\r\n..dot\r\n.\r\n"
+PLAIN_EHLO = b"250 mx.test\r\n"
+PIPE_EHLO = b"250-mx.test\r\n250 PIPELINING\r\n"
+CHUNK_EHLO = b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+TLS_EHLO = b"250-mx.test\r\n250 STARTTLS\r\n"
+AUTH_EHLO = b"250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n"
+
+
+@dataclass
+class Row:
+    name: str
+    proc: Proc
+    turns: list[bytes]
+    writes: list[bytes]
+    ehlo: bytes | None = PLAIN_EHLO
+    error: type[BaseException] | None = None
+    match: str = ""
+    check: Callable[[Any, SMTPConnection], None] = field(default=lambda value, conn: None)
+
+
+def _message(recipients: list[str], content: bytes = MSG) -> PreparedMessage:
+    return prepare_message(content, sender="a@x", recipients=recipients)
+
+
+def tx(*recipients: str, **options: Any) -> Proc:
+    def proc(conn: SMTPConnection) -> Generator[Effect, Reply | None, Any]:
+        message = _message(list(recipients) or ["b@y"])
+        return transaction(conn, message.envelope, message.content, **options)
+
+    return proc
+
+
+def _accepted(*addresses: str, refused: tuple[str, ...] = ()) -> Callable[[Any, Any], None]:
+    def check(value: Any, conn: SMTPConnection) -> None:
+        assert isinstance(value, SendResult)
+        assert value.accepted == list(addresses)
+        assert sorted(value.refused) == sorted(refused)
+
+    return check
+
+
+# --- the session's steps --------------------------------------------------------------------
+
+SESSION = [
+    Row(
+        "greet: EHLO",
+        lambda conn: procedures.greet(conn, "client.test"),
+        [b"220 mx.test ESMTP\r\n", PIPE_EHLO],
+        [b"EHLO client.test\r\n"],
+        ehlo=None,
+        check=lambda value, conn: (value.code == 250 and conn.extensions.pipelining) or None,
+    ),
+    Row(
+        "greet: EHLO unknown, HELO",
+        lambda conn: procedures.greet(conn, "client.test"),
+        [b"220 mx\r\n", b"502 unknown\r\n", b"250 mx\r\n"],
+        [b"EHLO client.test\r\n", b"HELO client.test\r\n"],
+        ehlo=None,
+        check=lambda value, conn: (value.code == 250 and not conn.extensions.pipelining) or None,
+    ),
+    Row(
+        "greet: 554 instead of 220",
+        lambda conn: procedures.greet(conn, "client.test"),
+        [b"554 no service\r\n"],
+        [],
+        ehlo=None,
+        error=errors.GreetingError,
+        match="554",
+    ),
+    Row(
+        "greet: closed before the greeting",
+        lambda conn: procedures.greet(conn, "client.test"),
+        [],
+        [],
+        ehlo=None,
+        error=errors.ServerDisconnected,
+        match="greeting",
+    ),
+    Row(
+        "greet: EHLO answered 421",
+        lambda conn: procedures.greet(conn, "client.test"),
+        [b"220 mx\r\n", b"421 4.3.2 shutting down\r\n"],
+        [b"EHLO client.test\r\n"],
+        ehlo=None,
+        error=errors.ServerDisconnected,
+        match="closing",
+    ),
+    Row(
+        "greet: EHLO and HELO refused",
+        lambda conn: procedures.greet(conn, "client.test"),
+        [b"220 mx\r\n", b"500 what\r\n", b"550 go away\r\n"],
+        [b"EHLO client.test\r\n", b"HELO client.test\r\n"],
+        ehlo=None,
+        error=errors.HeloError,
+        match="HELO",
+    ),
+    Row(
+        "STARTTLS: handshake, then EHLO again",
+        lambda conn: procedures.starttls(conn, "client.test"),
+        [b"220 go ahead\r\n", b"250-mx.test\r\n250 AUTH PLAIN\r\n"],
+        [b"STARTTLS\r\n", TLS, b"EHLO client.test\r\n"],
+        ehlo=TLS_EHLO,
+        check=lambda value, conn: (conn.tls_active and conn.extensions.auth_mechanisms) or None,
+    ),
+    Row(
+        "STARTTLS: not offered (stripped)",
+        lambda conn: procedures.starttls(conn, "client.test"),
+        [],
+        [],
+        error=errors.TLSRequired,
+        match="does not offer STARTTLS",
+    ),
+    Row(
+        "STARTTLS: refused",
+        lambda conn: procedures.starttls(conn, "client.test"),
+        [b"454 4.7.0 TLS not available\r\n"],
+        [b"STARTTLS\r\n"],
+        ehlo=TLS_EHLO,
+        error=errors.StartTLSError,
+    ),
+    Row(
+        "STARTTLS: bytes injected after the 220",
+        lambda conn: procedures.starttls(conn, "client.test"),
+        [b"220 go ahead\r\n250 injected\r\n"],
+        [b"STARTTLS\r\n"],
+        ehlo=TLS_EHLO,
+        error=errors.ProtocolError,
+    ),
+    Row(
+        "AUTH PLAIN with an initial response",
+        lambda conn: procedures.authenticate(conn, Plain("ada", "s3cret")),
+        [b"235 2.7.0 ok\r\n"],
+        [b"AUTH PLAIN AGFkYQBzM2NyZXQ=\r\n"],
+        ehlo=AUTH_EHLO,
+        check=lambda value, conn: (value.code == 235) or None,
+    ),
+    Row(
+        "AUTH LOGIN: two challenges",
+        lambda conn: procedures.authenticate(conn, Login("ada", "s3cret")),
+        [b"334 VXNlcm5hbWU6\r\n", b"334 UGFzc3dvcmQ6\r\n", b"235 ok\r\n"],
+        [b"AUTH LOGIN\r\n", b"YWRh\r\n", b"czNjcmV0\r\n"],
+        ehlo=AUTH_EHLO,
+    ),
+    Row(
+        "AUTH: credentials refused",
+        lambda conn: procedures.authenticate(conn, Plain("ada", "wrong")),
+        [b"535 5.7.8 bad credentials\r\n"],
+        [b"AUTH PLAIN AGFkYQB3cm9uZw==\r\n"],
+        ehlo=AUTH_EHLO,
+        error=errors.AuthenticationError,
+        match="535",
+    ),
+    Row(
+        "AUTH: a challenge that is not base64 is cancelled with '*'",
+        lambda conn: procedures.authenticate(conn, Login("ada", "s3cret")),
+        [b"334 !!!\r\n", b"501 cancelled\r\n"],
+        [b"AUTH LOGIN\r\n", b"*\r\n"],
+        ehlo=AUTH_EHLO,
+        error=errors.AuthenticationError,
+        match="501",
+    ),
+    Row(
+        "NOOP",
+        procedures.noop,
+        [b"250 ok\r\n"],
+        [b"NOOP\r\n"],
+    ),
+    Row(
+        "QUIT",
+        procedures.quit,
+        [b"221 bye\r\n"],
+        [b"QUIT\r\n"],
+    ),
+]
+
+# --- one transaction --------------------------------------------------------------------------
+
+TRANSACTION = [
+    Row(
+        "lock-step: one write per command",
+        tx("b@y"),
+        [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"],
+        [b"MAIL FROM:<a@x>\r\n", b"RCPT TO:<b@y>\r\n", b"DATA\r\n", WIRE],
+        check=_accepted("b@y"),
+    ),
+    Row(
+        "lock-step: sender refused, then RSET",
+        tx("b@y"),
+        [b"550 5.7.1 no\r\n", b"250 reset\r\n"],
+        [b"MAIL FROM:<a@x>\r\n", b"RSET\r\n"],
+        error=errors.SenderRefused,
+    ),
+    Row(
+        "pipelined: MAIL, RCPTs and DATA in one write; one recipient refused",
+        tx("b@y", "c@z"),
+        [b"250 ok\r\n550 5.1.1 unknown\r\n250 ok\r\n354 go\r\n", b"250 queued\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@z>\r\nDATA\r\n", WIRE],
+        ehlo=PIPE_EHLO,
+        check=_accepted("c@z", refused=("b@y",)),
+    ),
+    Row(
+        "pipelined: every recipient refused, DATA refused, RSET",
+        tx("b@y"),
+        [b"250 ok\r\n550 unknown\r\n554 no valid recipients\r\n", b"250 reset\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", b"RSET\r\n"],
+        ehlo=PIPE_EHLO,
+        error=errors.RecipientsRefused,
+    ),
+    Row(
+        "pipelined: DATA accepted though no recipient was: a lone '.' (RFC 2920 §3.1)",
+        tx("b@y"),
+        [b"250 ok\r\n550 unknown\r\n354 go\r\n", b"554 no recipients\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", b".\r\n"],
+        ehlo=PIPE_EHLO,
+        error=errors.RecipientsRefused,
+    ),
+    Row(
+        "pipelined: a lone '.' then the server closes: not delivered",
+        tx("b@y"),
+        [b"250 ok\r\n550 unknown\r\n354 go\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", b".\r\n"],
+        ehlo=PIPE_EHLO,
+        error=errors.ServerDisconnected,
+        match="not delivered",
+    ),
+    Row(
+        "pipelined: DATA answered 2xx: out of step",
+        tx("b@y"),
+        [b"250 ok\r\n250 ok\r\n250 extra\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"],
+        ehlo=PIPE_EHLO,
+        error=errors.ProtocolError,
+        match="out of step",
+    ),
+    Row(
+        "DATA answered 421",
+        tx("b@y"),
+        [b"250 ok\r\n250 ok\r\n421 4.3.2 bye\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"],
+        ehlo=PIPE_EHLO,
+        error=errors.ServerDisconnected,
+        match="DATA failed: server replied 421",
+    ),
+    Row(
+        "closed after the final '.': possibly delivered",
+        tx("b@y"),
+        [b"250 ok\r\n250 ok\r\n354 go\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", WIRE],
+        ehlo=PIPE_EHLO,
+        error=errors.PossiblyDelivered,
+    ),
+    Row(
+        "421 after the final '.': not delivered",
+        tx("b@y"),
+        [b"250 ok\r\n250 ok\r\n354 go\r\n", b"421 4.3.2 bye\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", WIRE],
+        ehlo=PIPE_EHLO,
+        error=errors.ServerDisconnected,
+        match="end of data failed: server replied 421",
+    ),
+    Row(
+        "end of data refused",
+        tx("b@y"),
+        [b"250 ok\r\n250 ok\r\n354 go\r\n", b"554 5.7.1 spam\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", WIRE],
+        ehlo=PIPE_EHLO,
+        error=errors.DataError,
+        match="554",
+    ),
+    Row(
+        "BDAT: the whole transaction in one write (RFC 3030 §4.2)",
+        tx("b@y"),
+        [b"250 ok\r\n250 ok\r\n250 queued\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG],
+        ehlo=CHUNK_EHLO,
+        check=_accepted("b@y"),
+    ),
+    Row(
+        "BDAT refused, then RSET",
+        tx("b@y"),
+        [b"250 ok\r\n250 ok\r\n554 5.6.0 bad\r\n", b"250 reset\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG, b"RSET\r\n"],
+        ehlo=CHUNK_EHLO,
+        error=errors.DataError,
+        match="BDAT",
+    ),
+    Row(
+        "BDAT answered 421: not delivered",
+        tx("b@y"),
+        [b"250 ok\r\n250 ok\r\n421 bye\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG],
+        ehlo=CHUNK_EHLO,
+        error=errors.ServerDisconnected,
+        match="421",
+    ),
+    Row(
+        "require_all (Racket): one refused recipient abandons the message before DATA",
+        tx("b@y", "c@z", require_all=True),
+        [b"250 ok\r\n250 ok\r\n550 unknown\r\n", b"250 reset\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@z>\r\n", b"RSET\r\n"],
+        ehlo=PIPE_EHLO,
+        error=errors.RecipientsRefused,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", SESSION + TRANSACTION, ids=lambda r: r.name)
+def test_procedure_on_bytes(row: Row) -> None:
+    conn = greeted(row.ehlo) if row.ehlo is not None else SMTPConnection()
+    done = drive(row.proc(conn), conn, row.turns)
+    assert done.writes == row.writes
+    assert done.unread == []
+    if row.error is None:
+        assert done.error is None, done.error
+        row.check(done.value, conn)
+    else:
+        assert isinstance(done.error, row.error), done.error
+        if row.error is errors.ServerDisconnected:
+            assert not isinstance(done.error, errors.PossiblyDelivered), done.error
+        assert row.match in str(done.error)
+
+
+# --- many messages, pipelined -----------------------------------------------------------------
+
+
+@dataclass
+class BatchRow:
+    name: str
+    ehlo: bytes
+    recipients: list[list[str]]
+    turns: list[bytes]
+    writes: list[bytes]
+    #: Per message: "sent", or the error class.
+    outcomes: list[Any]
+    error: type[BaseException] | None = None
+
+
+GROUP_1 = b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"
+GROUP_2 = b"MAIL FROM:<a@x>\r\nRCPT TO:<c@z>\r\nDATA\r\n"
+
+BATCH = [
+    BatchRow(
+        "DATA: each '.' goes with the next message's group (RFC 2920 §3.1)",
+        PIPE_EHLO,
+        [["b@y"], ["c@z"]],
+        [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 queued 1\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+         b"250 queued 2\r\n"],
+        [GROUP_1, WIRE + GROUP_2, WIRE],
+        ["sent", "sent"],
+    ),
+    BatchRow(
+        "DATA: the second message refused, the first delivered",
+        PIPE_EHLO,
+        [["b@y"], ["c@z"]],
+        [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 queued 1\r\n250 ok\r\n550 no\r\n554 none\r\n",
+         b"250 reset\r\n"],
+        [GROUP_1, WIRE + GROUP_2, b"RSET\r\n"],
+        ["sent", errors.RecipientsRefused],
+    ),
+    BatchRow(
+        "DATA: closed after the first '.': it may be delivered, the second was not",
+        PIPE_EHLO,
+        [["b@y"], ["c@z"]],
+        [b"250 ok\r\n250 ok\r\n354 go\r\n"],
+        [GROUP_1, WIRE + GROUP_2],
+        [errors.PossiblyDelivered, errors.ServerDisconnected],
+        error=errors.ServerDisconnected,
+    ),
+    BatchRow(
+        "DATA: a lone '.' for a refused message, then the server closes: not delivered",
+        PIPE_EHLO,
+        [["b@y"]],
+        [b"250 ok\r\n550 no\r\n354 go\r\n"],
+        [GROUP_1, b".\r\n"],
+        [errors.ServerDisconnected],
+        error=errors.ServerDisconnected,
+    ),
+    BatchRow(
+        "DATA: an extra reply puts DATA out of step",
+        PIPE_EHLO,
+        [["b@y"]],
+        [b"250 ok\r\n250 ok\r\n250 extra\r\n"],
+        [GROUP_1],
+        [errors.ProtocolError],
+        error=errors.ProtocolError,
+    ),
+    BatchRow(
+        "BDAT: a window of transactions in one write",
+        CHUNK_EHLO,
+        [["b@y"], ["c@z"]],
+        [b"250 ok\r\n250 ok\r\n250 queued 1\r\n250 ok\r\n250 ok\r\n250 queued 2\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG
+         + b"MAIL FROM:<a@x>\r\nRCPT TO:<c@z>\r\nBDAT 26 LAST\r\n" + MSG],
+        ["sent", "sent"],
+    ),
+    BatchRow(
+        "BDAT: 421 to the first: neither is possibly delivered",
+        CHUNK_EHLO,
+        [["b@y"], ["c@z"]],
+        [b"250 ok\r\n250 ok\r\n421 4.3.2 bye\r\n"],
+        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG
+         + b"MAIL FROM:<a@x>\r\nRCPT TO:<c@z>\r\nBDAT 26 LAST\r\n" + MSG],
+        [errors.ServerDisconnected, errors.ServerDisconnected],
+        error=errors.ServerDisconnected,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", BATCH, ids=lambda r: r.name)
+def test_batch_on_bytes(row: BatchRow) -> None:
+    conn = greeted(row.ehlo)
+    items = [(i, _message(rcpts)) for i, rcpts in enumerate(row.recipients)]
+    outcomes: dict[int, Any] = {}
+    done = drive(send_batch(conn, items, outcomes.__setitem__), conn, row.turns)
+    assert done.writes == row.writes
+    assert done.unread == []
+    if row.error is None:
+        assert done.error is None, done.error
+    else:
+        assert isinstance(done.error, row.error), done.error
+    # Exactly one outcome per message, whatever happened to the connection.
+    assert sorted(outcomes) == list(range(len(row.recipients)))
+    for i, expected in enumerate(row.outcomes):
+        got = outcomes[i]
+        if expected == "sent":
+            assert isinstance(got, SendResult), got
+        else:
+            assert isinstance(got, expected), got
+            if expected is errors.ServerDisconnected:
+                assert not isinstance(got, errors.PossiblyDelivered), got
