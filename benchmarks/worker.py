@@ -133,7 +133,7 @@ async def postwire_async(
     client = AsyncClient(HOST, args.port, tls="none", timeout=TIMEOUT, chunking=args.chunking)
     async with client:
         _mark(marks)
-        async for outcome in client.send_many(items, window=args.window):
+        async for outcome in client.send_many_iter(items, window=args.window):
             tally.add(outcome)
         _mark(marks)
 
@@ -165,7 +165,7 @@ async def postwire_apool(
     )  # fmt: skip
     async with pool:
         _mark(marks)
-        async for outcome in pool.send_many(items):
+        async for outcome in pool.send_many_iter(items):
             tally.add(outcome)
         _mark(marks)
 
