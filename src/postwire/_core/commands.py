@@ -83,6 +83,11 @@ def format_params(params: Params) -> str:
     return "".join(f" {k}" if v is None else f" {k}={v}" for k, v in params)
 
 
+@functools.cache
+def _verb_line(verb: str) -> bytes:
+    return f"{verb}\r\n".encode("ascii")
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     """Base of every command; ``verb`` names it in replies and errors."""
@@ -92,7 +97,8 @@ class Command:
     pipelinable = False
 
     def to_bytes(self) -> bytes:
-        raise NotImplementedError
+        """The command line; a command without arguments is its verb alone."""
+        return _verb_line(self.verb)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,27 +112,26 @@ class Greeting(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Ehlo(Command):
+class _Hello(Command):
+    """EHLO or HELO with the client's domain or address literal (RFC 5321 §4.1.1.1)."""
+
     domain: str
-    verb = "EHLO"
 
     def __post_init__(self) -> None:
         _check_domain(self.domain)
 
     def to_bytes(self) -> bytes:
-        return f"EHLO {self.domain}\r\n".encode("ascii")
+        return f"{self.verb} {self.domain}\r\n".encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
-class Helo(Command):
-    domain: str
+class Ehlo(_Hello):
+    verb = "EHLO"
+
+
+@dataclass(frozen=True, slots=True)
+class Helo(_Hello):
     verb = "HELO"
-
-    def __post_init__(self) -> None:
-        _check_domain(self.domain)
-
-    def to_bytes(self) -> bytes:
-        return f"HELO {self.domain}\r\n".encode("ascii")
 
 
 def _check_domain(domain: str) -> None:
@@ -186,9 +191,6 @@ class Data(Command):
     # RFC 2920 §3.1: DATA may be the last command of a pipelined group.
     pipelinable = True
 
-    def to_bytes(self) -> bytes:
-        return b"DATA\r\n"
-
 
 @dataclass(frozen=True, slots=True)
 class DataEnd(Command):
@@ -223,33 +225,21 @@ class Rset(Command):
     verb = "RSET"
     pipelinable = True
 
-    def to_bytes(self) -> bytes:
-        return b"RSET\r\n"
-
 
 @dataclass(frozen=True, slots=True)
 class Noop(Command):
     verb = "NOOP"
     pipelinable = True
 
-    def to_bytes(self) -> bytes:
-        return b"NOOP\r\n"
-
 
 @dataclass(frozen=True, slots=True)
 class Quit(Command):
     verb = "QUIT"
 
-    def to_bytes(self) -> bytes:
-        return b"QUIT\r\n"
-
 
 @dataclass(frozen=True, slots=True)
 class StartTLS(Command):
     verb = "STARTTLS"
-
-    def to_bytes(self) -> bytes:
-        return b"STARTTLS\r\n"
 
 
 @dataclass(frozen=True, slots=True)
