@@ -12,73 +12,25 @@ any size can be streamed through it.
 
 from __future__ import annotations
 
-__all__ = ["DotStuffer", "normalize_line_endings"]
-
-
-class DotStuffer:
-    """Turns message content into DATA bytes, one chunk at a time.
-
-    ``feed`` returns the encoded bytes for a chunk; ``finish`` returns what
-    is still owed (a pending CR, a final CRLF if the content did not end with
-    one) followed by the terminating ``.CRLF``.
-    """
-
-    __slots__ = ("_at_line_start", "_cr_pending", "bytes_in")
-
-    def __init__(self) -> None:
-        self._at_line_start = True
-        self._cr_pending = False
-        #: Content bytes fed so far (before encoding).
-        self.bytes_in = 0
-
-    def feed(self, chunk: bytes) -> bytes:
-        if not chunk:
-            return b""
-        self.bytes_in += len(chunk)
-        data = bytes(chunk)
-        if self._cr_pending:
-            data = b"\r" + data
-            self._cr_pending = False
-        if data.endswith(b"\r"):
-            # The CR may be the first half of a CRLF split across chunks.
-            data = data[:-1]
-            self._cr_pending = True
-            if not data:
-                return b""
-        crlf = data.count(b"\r\n")
-        if crlf != data.count(b"\n") or crlf != data.count(b"\r"):
-            # Some bare CR or LF: normalise (content already in CRLF skips this).
-            if b"\r" in data:
-                data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            data = data.replace(b"\n", b"\r\n")
-        if b"\n." in data:
-            data = data.replace(b"\n.", b"\n..")
-        if self._at_line_start and data[:1] == b".":
-            data = b"." + data
-        self._at_line_start = data.endswith(b"\n")
-        return data
-
-    def finish(self) -> bytes:
-        """The end of the content and the final ``.`` line."""
-        if self._cr_pending:
-            self._cr_pending = False
-            self._at_line_start = True
-            return b"\r\n.\r\n"
-        if self._at_line_start:
-            return b".\r\n"
-        self._at_line_start = True
-        return b"\r\n.\r\n"
+__all__ = ["DotStuffer", "LineNormalizer", "normalize_line_endings"]
 
 
 def normalize_line_endings(data: bytes) -> bytes:
-    """Every bare CR and bare LF in ``data`` turned into CRLF (used for BDAT)."""
+    """Every bare CR and bare LF in ``data`` turned into CRLF."""
+    crlf = data.count(b"\r\n")
+    if crlf == data.count(b"\n") and crlf == data.count(b"\r"):
+        return data  # already clean CRLF text (the usual case): no copy
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return data.replace(b"\n", b"\r\n")
 
 
 class LineNormalizer:
-    """Incremental :func:`normalize_line_endings` for streamed BDAT content."""
+    """Incremental :func:`normalize_line_endings` for streamed content.
+
+    A CR at the end of a chunk may be the first half of a CRLF split across
+    chunks: it is held back until the next chunk (or ``finish``) tells.
+    """
 
     __slots__ = ("_cr_pending",)
 
@@ -96,7 +48,48 @@ class LineNormalizer:
         return normalize_line_endings(data)
 
     def finish(self) -> bytes:
+        """A CR still held back is a line break of its own: CRLF."""
         if self._cr_pending:
             self._cr_pending = False
             return b"\r\n"
         return b""
+
+
+class DotStuffer:
+    """Turns message content into DATA bytes, one chunk at a time.
+
+    ``feed`` returns the encoded bytes for a chunk (CRLF line endings, a "."
+    doubled at the start of a line, RFC 5321 §4.5.2); ``finish`` returns what
+    is still owed (a pending CR, a final CRLF if the content did not end with
+    one) followed by the terminating ``.CRLF``.
+    """
+
+    __slots__ = ("_at_line_start", "_lines", "bytes_in")
+
+    def __init__(self) -> None:
+        self._lines = LineNormalizer()
+        self._at_line_start = True
+        #: Content bytes fed so far (before encoding).
+        self.bytes_in = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return b""
+        self.bytes_in += len(chunk)
+        data = self._lines.feed(chunk)
+        if not data:
+            return b""
+        if b"\n." in data:
+            data = data.replace(b"\n.", b"\n..")
+        if self._at_line_start and data[:1] == b".":
+            data = b"." + data
+        self._at_line_start = data.endswith(b"\n")
+        return data
+
+    def finish(self) -> bytes:
+        """The end of the content and the final ``.`` line."""
+        tail = self._lines.finish()
+        if tail or not self._at_line_start:
+            self._at_line_start = True
+            return b"\r\n.\r\n"
+        return b".\r\n"
