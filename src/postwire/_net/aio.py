@@ -13,6 +13,7 @@ import socket
 import ssl
 
 from .._core.errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
+from .failures import read_failure, write_failure
 from .tls import describe_tls
 
 __all__ = ["AsyncSocketStream", "open_stream"]
@@ -182,13 +183,11 @@ class AsyncSocketStream:
             except OSError:
                 self._sock = None
         if not proto.buffer and not proto.eof and not await proto.wait_readable(timeout):
-            raise Timeout(f"{step}: no reply from {self.peer} within {timeout:.3g} s", step=step)
+            raise read_failure(None, step, self.peer, timeout)
         data = proto.take()
         if not data and self.protocol.error is not None:
             err = self.protocol.error
-            raise ServerDisconnected(
-                f"{step}: connection to {self.peer} broke: {err}", step=step
-            ) from err
+            raise read_failure(err, step, self.peer, timeout) from err
         return data
 
     async def write(
@@ -202,14 +201,11 @@ class AsyncSocketStream:
         if not self.protocol.paused:
             return  # the transport took it all (the usual case): no wait
         try:
-            if not await self.protocol.wait_writable(timeout):
-                raise Timeout(
-                    f"{step}: sending to {self.peer} stalled for {timeout:.3g} s", step=step
-                )
+            writable = await self.protocol.wait_writable(timeout)
         except OSError as exc:
-            raise ServerDisconnected(
-                f"{step}: connection to {self.peer} broke while sending: {exc}", step=step
-            ) from exc
+            raise write_failure(exc, step, self.peer, timeout) from exc
+        if not writable:
+            raise write_failure(None, step, self.peer, timeout)
 
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None

@@ -12,7 +12,7 @@ import socket
 import ssl
 from typing import Any
 
-from .._core.errors import ServerDisconnected, Timeout
+from .failures import read_failure, write_failure
 from .tls import describe_tls
 
 __all__ = ["PortsStream", "TLSPort"]
@@ -62,10 +62,8 @@ class PortsStream:
             read1 = getattr(self.reader, "read1", None)
             data = read1(_READ_SIZE) if read1 is not None else self.reader.read(1)
             return bytes(data)
-        except TimeoutError:
-            raise Timeout(f"{step}: no reply within {timeout:.3g} s", step=step) from None
         except (OSError, ValueError) as exc:
-            raise ServerDisconnected(f"{step}: connection broke: {exc}", step=step) from exc
+            raise read_failure(exc, step, self.peer, timeout) from exc
 
     def write(self, data: bytes | bytearray | memoryview, timeout: float | None, step: str) -> None:
         self._settimeout(self.writer, timeout)
@@ -75,12 +73,8 @@ class PortsStream:
             else:
                 self.writer.write(bytes(data))
                 self.writer.flush()
-        except TimeoutError:
-            raise Timeout(f"{step}: sending stalled for {timeout:.3g} s", step=step) from None
         except (OSError, ValueError) as exc:
-            raise ServerDisconnected(
-                f"{step}: connection broke while sending: {exc}", step=step
-            ) from exc
+            raise write_failure(exc, step, self.peer, timeout) from exc
 
     def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None

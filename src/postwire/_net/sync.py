@@ -6,7 +6,8 @@ import socket
 import ssl
 import threading
 
-from .._core.errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
+from .._core.errors import ConnectError, ConnectTimeout
+from .failures import read_failure, write_failure
 from .tls import describe_tls
 
 __all__ = ["SocketStream", "open_socket", "open_stream"]
@@ -77,31 +78,15 @@ class SocketStream:
             if _QUICKACK is not None and self._quickack:
                 self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             return self.sock.recv(_READ_SIZE)
-        except TimeoutError:
-            raise Timeout(
-                f"{step}: no reply from {self.peer} within {timeout:.3g} s", step=step
-            ) from None
-        except ssl.SSLError as exc:
-            raise ServerDisconnected(
-                f"{step}: TLS error from {self.peer}: {exc}", step=step
-            ) from exc
         except OSError as exc:
-            raise ServerDisconnected(
-                f"{step}: connection to {self.peer} broke: {exc}", step=step
-            ) from exc
+            raise read_failure(exc, step, self.peer, timeout) from exc
 
     def write(self, data: bytes | bytearray | memoryview, timeout: float | None, step: str) -> None:
         self._settimeout(timeout)
         try:
             self.sock.sendall(data)
-        except TimeoutError:
-            raise Timeout(
-                f"{step}: sending to {self.peer} stalled for {timeout:.3g} s", step=step
-            ) from None
         except OSError as exc:
-            raise ServerDisconnected(
-                f"{step}: connection to {self.peer} broke while sending: {exc}", step=step
-            ) from exc
+            raise write_failure(exc, step, self.peer, timeout) from exc
 
     def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
