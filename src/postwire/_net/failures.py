@@ -14,29 +14,29 @@ from .._core.errors import ServerDisconnected, SMTPError, Timeout
 __all__ = ["read_failure", "write_failure"]
 
 
-def _peer(peer: str) -> str:
-    return f" {peer}" if peer else ""
+def _failure(
+    exc: BaseException | None, step: str, peer: str, timeout: float | None, *, sending: bool
+) -> SMTPError:
+    if exc is None or isinstance(exc, TimeoutError):
+        who = f" {peer}" if peer else " the server"
+        waited = f"sending to{who} stalled for" if sending else f"no reply from{who} within"
+        return Timeout(f"{step}: {waited} {timeout:.3g} s", step=step)
+    where = f" {peer}" if peer else ""
+    if isinstance(exc, ssl.SSLError) and not sending:
+        return ServerDisconnected(f"{step}: TLS error from{where}: {exc}", step=step)
+    while_ = " while sending" if sending else ""
+    return ServerDisconnected(f"{step}: connection to{where} broke{while_}: {exc}", step=step)
 
 
 def read_failure(
     exc: BaseException | None, step: str, peer: str, timeout: float | None
 ) -> SMTPError:
     """The error for a read that failed with ``exc`` (None: it timed out)."""
-    if exc is None or isinstance(exc, TimeoutError):
-        who = _peer(peer) or " the server"
-        return Timeout(f"{step}: no reply from{who} within {timeout:.3g} s", step=step)
-    if isinstance(exc, ssl.SSLError):
-        return ServerDisconnected(f"{step}: TLS error from{_peer(peer)}: {exc}", step=step)
-    return ServerDisconnected(f"{step}: connection to{_peer(peer)} broke: {exc}", step=step)
+    return _failure(exc, step, peer, timeout, sending=False)
 
 
 def write_failure(
     exc: BaseException | None, step: str, peer: str, timeout: float | None
 ) -> SMTPError:
     """The error for a write that failed with ``exc`` (None: it stalled past ``timeout``)."""
-    if exc is None or isinstance(exc, TimeoutError):
-        who = _peer(peer) or " the server"
-        return Timeout(f"{step}: sending to{who} stalled for {timeout:.3g} s", step=step)
-    return ServerDisconnected(
-        f"{step}: connection to{_peer(peer)} broke while sending: {exc}", step=step
-    )
+    return _failure(exc, step, peer, timeout, sending=True)
