@@ -26,7 +26,6 @@ from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
 from typing import AnyStr, Literal, Protocol, overload
 
-from ._addrparse import encode_words
 from ._headaddr import assemble_address_field, extract_addresses, extract_addresses_any
 from ._headcore import (
     CRLF,
@@ -49,6 +48,7 @@ from .address import (
     normalize_domain,
     parse_address_list,
 )
+from .address.encoded_words import encode_words
 
 __all__ = [
     "HeadSignature",

@@ -8,7 +8,7 @@ yields a second address with no domain), behaves differently across Python
 versions, and raises ``IndexError`` on some inputs (``"a@"`` on 3.11).  We need
 "exact structured result or ``ValueError`` with a position", so this small
 recursive-descent parser implements the grammar directly.  RFC 2047 decoding
-reuses the public :func:`email.header.decode_header`.
+is in :mod:`.encoded_words`.
 
 Accepted beyond the strict grammar, as RFC 5322 §4 asks of parsers: the
 obsolete forms (dots in display names, CFWS around local-part words and
@@ -19,21 +19,14 @@ per RFC 6532, and encoded-words filling a whole quoted display name.
 from __future__ import annotations
 
 import re
-from email.errors import HeaderParseError
-from email.header import decode_header
 from typing import NamedTuple, NoReturn
 
-__all__ = ["RawGroup", "RawMailbox", "decode_encoded_word", "encode_words", "parse"]
+from .._core.chars import ATEXT, CONTROL_EXCEPT_TAB
+from .encoded_words import ENCODED_WORD, ENCODED_WORD_RUN, decode_encoded_word
 
-_ATEXT = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
-)
+__all__ = ["RawGroup", "RawMailbox", "parse"]
+
 _FOLD = re.compile(r"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3 unfolding (bare-LF folds tolerated)
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
-_ENCODED_WORDS = re.compile(
-    r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=(?:[ \t]+=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)*"
-)
 
 # Separators recorded before a word: nothing, white space only, or a comment.
 _NONE, _SPACE, _COMMENT = 0, 1, 2
@@ -57,56 +50,7 @@ class _Word(NamedTuple):
 
 
 def _is_atext(ch: str) -> bool:
-    return ch in _ATEXT or ch >= "\x80"  # RFC 6532 §3.2: UTF-8 is atext
-
-
-_Q_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
-
-
-def encode_words(text: str) -> list[str]:
-    """RFC 2047 "Q" encoded-words for ``text``, each at most 75 characters.
-
-    Only the characters allowed in a phrase (§5 rule 3) stay literal, so the
-    words are valid in display names and unstructured fields alike.  Words are
-    cut between characters, never inside a UTF-8 sequence; readers join
-    adjacent encoded-words without the white space between them (§6.2).
-    """
-    prefix, suffix = "=?utf-8?q?", "?="
-    chunks: list[str] = []
-    chunk = ""
-    for ch in text:
-        if ch in _Q_SAFE:
-            piece = ch
-        elif ch == " ":
-            piece = "_"
-        else:
-            piece = "".join(f"={byte:02X}" for byte in ch.encode("utf-8"))
-        if chunk and len(prefix) + len(chunk) + len(piece) + len(suffix) > 75:
-            chunks.append(chunk)
-            chunk = ""
-        chunk += piece
-    chunks.append(chunk)
-    return [prefix + chunk + suffix for chunk in chunks]
-
-
-def decode_encoded_word(word: str) -> str | None:
-    """Decode one RFC 2047 encoded-word, or ``None`` if it cannot be decoded safely."""
-    try:
-        chunks = decode_header(word)
-        if len(chunks) != 1:
-            return None
-        raw, charset = chunks[0]
-        if not isinstance(raw, bytes) or charset is None:
-            return None
-        # RFC 2231 §5 allows a language suffix: "utf-8*en".
-        text = raw.decode(charset.split("*", 1)[0])
-    except (HeaderParseError, ValueError, LookupError):
-        return None
-    # A decoded CR, LF or NUL would smuggle control characters into headers we
-    # write later: keep such words undecoded.
-    if _CONTROL.search(text):
-        return None
-    return text
+    return ch in ATEXT or ch >= "\x80"  # RFC 6532 §3.2: UTF-8 is atext
 
 
 def parse(text: str) -> list[RawMailbox | RawGroup]:
@@ -114,7 +58,7 @@ def parse(text: str) -> list[RawMailbox | RawGroup]:
     if not isinstance(text, str):
         raise TypeError(f"expected an address list as str, got {type(text).__name__}")
     unfolded = _FOLD.sub("", text)
-    bad = _CONTROL.search(unfolded)
+    bad = CONTROL_EXCEPT_TAB.search(unfolded)
     if bad is not None:
         raise ValueError(
             f"control character U+{ord(bad.group()):04X} at position {bad.start()} "
@@ -381,9 +325,9 @@ def _display_name(words: list[_Word]) -> str:
     previous_encoded = False
     for index, word in enumerate(words):
         decoded = None
-        if word.kind == "atom" and _ENCODED_WORD.fullmatch(word.text):
+        if word.kind == "atom" and ENCODED_WORD.fullmatch(word.text):
             decoded = decode_encoded_word(word.text)
-        elif word.kind == "quoted" and _ENCODED_WORDS.fullmatch(word.text):
+        elif word.kind == "quoted" and ENCODED_WORD_RUN.fullmatch(word.text):
             # Not allowed by RFC 2047 §5, but common: decode if every piece decodes.
             pieces = [decode_encoded_word(w) for w in word.text.split()]
             if all(piece is not None for piece in pieces):

@@ -1,4 +1,4 @@
-"""RFC 5321 §4.1.2 / RFC 6531 §3.3 address validation.  Private: use :mod:`postwire.address`.
+"""RFC 5321 §4.1.2 / RFC 6531 §3.3 address validation (the envelope form of an address).
 
 Hand-written on purpose (see :mod:`postwire.address` for why not
 ``email-validator``): the grammar is small, and IDN domains go through
@@ -14,6 +14,8 @@ import unicodedata
 
 import idna
 
+from .._core.chars import ATEXT_CLASS, first_control
+
 __all__ = [
     "MAX_DOMAIN",
     "MAX_LOCAL_PART",
@@ -23,10 +25,10 @@ __all__ = [
     "validate_address",
 ]
 
-_ATEXT = "A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~"
-_DOT_ATOM_ASCII = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*\Z")
-_DOT_ATOM_UTF8 = re.compile(rf"[{_ATEXT}\x80-\U0010ffff]+(?:\.[{_ATEXT}\x80-\U0010ffff]+)*\Z")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_DOT_ATOM_ASCII = re.compile(rf"[{ATEXT_CLASS}]+(?:\.[{ATEXT_CLASS}]+)*\Z")
+_DOT_ATOM_UTF8 = re.compile(
+    rf"[{ATEXT_CLASS}\x80-\U0010ffff]+(?:\.[{ATEXT_CLASS}\x80-\U0010ffff]+)*\Z"
+)
 _LDH_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _SNUM = re.compile(r"[0-9]{1,3}\Z")
 
@@ -37,6 +39,7 @@ MAX_PATH = 256
 
 
 def quote_local(local: str, *, utf8: bool) -> str:
+    """``local`` as written in an addr-spec: a dot-atom as is, anything else quoted."""
     if not utf8 and not local.isascii():
         raise ValueError(f"non-ASCII local part {local!r} needs SMTPUTF8 (use utf8=True)")
     if (_DOT_ATOM_UTF8 if utf8 else _DOT_ATOM_ASCII).match(local):
@@ -60,7 +63,7 @@ def validate_address(addr: str, *, smtputf8: bool = False) -> str:
     """
     if not isinstance(addr, str):
         raise TypeError(f"validate_address: expected str, got {type(addr).__name__}")
-    bad = _CONTROL.search(addr)
+    bad = first_control(addr, allow_tab=True)
     if bad is not None:
         raise _invalid(addr, f"control character U+{ord(bad.group()):04X}")
     if addr.startswith("<") and addr.endswith(">"):

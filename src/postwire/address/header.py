@@ -1,18 +1,10 @@
-"""Mail addresses: RFC 5321/5322 validation and an RFC 5322 address-list parser.
+"""Addresses as header fields write them (RFC 5322 §3.4): :class:`Address` and
+:class:`Group` values, parsed from a field body and formatted (and folded) back.
 
-* :func:`validate_address` checks one bare address (``user@example.com``) as
-  both an RFC 5321 ``Mailbox`` and an RFC 5322 ``addr-spec`` and returns it
-  normalized; internationalized local parts need ``smtputf8=True``.
-* :func:`parse_address_list` parses a header field body (groups, nested
-  comments, quoted strings, RFC 2047 display names) into :class:`Address` and
-  :class:`Group` values, or raises ``ValueError`` saying where it failed.
-
-Why not ``email-validator`` at run time: it rejects special-use domains such as
-``localhost``, ``.test`` and ``.local`` whatever the options (its list is fixed),
-normalizes some local parts to lower case, and pulls in dnspython.  That suits
-web forms, not an SMTP library that must accept every address RFC 5321
-accepts.  Its syntax rules are the same as ours for ordinary addresses; the
-test suite checks the two against each other.  IDN domains use :mod:`idna`.
+A value's addr-spec is checked with :func:`.validate.validate_address` when it
+is normalized; non-ASCII display names become RFC 2047 encoded-words in 7-bit
+headers.  Every public name here is exported by :mod:`postwire.address`, whose
+``__all__`` lists them.
 """
 
 from __future__ import annotations
@@ -25,26 +17,15 @@ from email.headerregistry import Group as EmailGroup
 
 import idna
 
-from ._addrcheck import normalize_domain, quote_local, validate_address
-from ._addrparse import RawGroup, RawMailbox, encode_words, parse
+from .._core.chars import ATEXT_CLASS, first_control
+from .encoded_words import encode_words
+from .parser import RawGroup, RawMailbox, parse
+from .validate import quote_local, validate_address
 
-__all__ = [
-    "Address",
-    "Group",
-    "fold_address_field",
-    "fold_words",
-    "format_address_list",
-    "normalize_domain",
-    "parse_address",
-    "parse_address_list",
-    "parse_mailboxes",
-    "validate_address",
-]
-
-_ATEXT = "A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~"
-_PHRASE_ASCII = re.compile(rf"[{_ATEXT}]+(?: [{_ATEXT}]+)*\Z")
-_PHRASE_UTF8 = re.compile(rf"[{_ATEXT}\x80-\U0010ffff]+(?: [{_ATEXT}\x80-\U0010ffff]+)*\Z")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_PHRASE_ASCII = re.compile(rf"[{ATEXT_CLASS}]+(?: [{ATEXT_CLASS}]+)*\Z")
+_PHRASE_UTF8 = re.compile(
+    rf"[{ATEXT_CLASS}\x80-\U0010ffff]+(?: [{ATEXT_CLASS}\x80-\U0010ffff]+)*\Z"
+)
 
 # Longest display-name word written as is; longer names become encoded-words
 # (which can be cut) so that folded lines stay short (RFC 5322 §2.1.1).
@@ -58,7 +39,7 @@ _LONGEST_WORD = 70
 def _check_text(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be str, not {type(value).__name__}")
-    bad = _CONTROL.search(value)
+    bad = first_control(value, allow_tab=True)
     if bad is not None:  # CR, LF, NUL...: never let them reach a header
         raise ValueError(f"{what} contains control character U+{ord(bad.group()):04X}")
     try:
