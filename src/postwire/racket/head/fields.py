@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import AnyStr
 
-from ._headaddr import assemble_address_field
+from .addresses import assemble_address_field
 
 __all__ = [
     "append_headers",
