@@ -15,23 +15,24 @@ final ``.``, so the server keeps nothing.  From another thread, pass a
 :class:`CancelHandle` (``cancel=``) and call its ``cancel()``; in asyncio, run
 the send in a thread and cancel the task (see :func:`smtp_send_message_async`).
 
-Modules: ``send`` (the exchange and its parameters), ``ports`` (``ssl_connect``,
-``ports_to_ssl_ports``) and ``unit`` (Racket's ``smtp^`` and ``smtp@``).
+Modules: ``send`` (the exchange, its parameters, Racket's ``smtp^`` and
+``smtp@``) and ``ports`` (``ssl_connect``, ``ports_to_ssl_ports``).
 """
 
 from __future__ import annotations
 
+from ..._core.envelope import SendResult
+from ...client import CancelHandle
 from .ports import ports_to_ssl_ports, ssl_connect
 from .send import (
-    CancelHandle,
-    SendResult,
+    SmtpSignature,
     smtp_send_message,
     smtp_send_message_async,
     smtp_send_message_on_ports,
     smtp_sending_end_of_message,
     smtp_sending_server,
+    smtp_unit,
 )
-from .unit import SmtpSignature, smtp_unit
 
 __all__ = [
     "CancelHandle",

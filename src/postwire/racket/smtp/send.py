@@ -4,7 +4,9 @@ The arguments are checked before anything reaches the wire, then one
 :class:`_SendRequest` runs on a sync :class:`~postwire.client.Session`:
 greeting, EHLO, optional STARTTLS, optional AUTH, the transaction with the
 end-of-message hook before the final ``.``, QUIT.  See :mod:`postwire.smtp`
-for the fixes over Racket and how cancellation works.
+for the fixes over Racket and how cancellation works.  Racket's ``smtp^``
+signature and ``smtp@`` unit are here too: they bundle these functions.
+The public names are listed once, in :mod:`postwire.racket.smtp`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..._core import procedures as p
 from ..._core.commands import Ehlo
@@ -33,16 +35,6 @@ from ...errors import CancelledSend, SMTPError
 from ...trace import Tracer
 from ..parameters import Parameter
 from .ports import current_server, stream_for
-
-__all__ = [
-    "CancelHandle",
-    "SendResult",
-    "smtp_send_message",
-    "smtp_send_message_async",
-    "smtp_send_message_on_ports",
-    "smtp_sending_end_of_message",
-    "smtp_sending_server",
-]
 
 
 def _thunk_guard(value: object) -> Callable[[], object]:
@@ -382,3 +374,40 @@ async def smtp_send_message_async(*args: Any, **kwargs: Any) -> SendResult:
                 pass
             raise
         return await future
+
+
+class SmtpSignature(Protocol):
+    """Racket's ``smtp^`` signature: the names a net/smtp unit provides."""
+
+    @property
+    def smtp_sending_server(self) -> Parameter[str | None]: ...
+    @property
+    def smtp_sending_end_of_message(self) -> Parameter[Callable[[], object]]: ...
+    def smtp_send_message(
+        self,
+        server_address: str,
+        from_: str,
+        to: Sequence[str],
+        header: str | bytes,
+        message: Iterable[str | bytes],
+        port_no: int = 25,
+        **kwargs: Any,
+    ) -> SendResult: ...
+    def smtp_send_message_on_ports(self, *args: Any, **kwargs: Any) -> SendResult: ...
+
+
+class _SmtpUnit:
+    """``smtp@``: the functions of :mod:`postwire.smtp` as one object."""
+
+    smtp_sending_server = smtp_sending_server
+    smtp_sending_end_of_message = smtp_sending_end_of_message
+
+    def smtp_send_message(self, *args: Any, **kwargs: Any) -> SendResult:
+        return smtp_send_message(*args, **kwargs)
+
+    def smtp_send_message_on_ports(self, *args: Any, **kwargs: Any) -> SendResult:
+        return smtp_send_message_on_ports(*args, **kwargs)
+
+
+#: Racket's ``smtp@`` unit: an object with the ``smtp^`` names.
+smtp_unit: SmtpSignature = _SmtpUnit()
