@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import postwire.racket.sendmail as sendmail_lookup
 import postwire.sendmail as sm
 from postwire.errors import SendmailError
 from postwire.sendmail import (
@@ -113,7 +114,7 @@ def no_sendmail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No sendmail anywhere: an empty search path directory and an empty PATH directory."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setattr(sm, "sendmail_search_path", (str(empty),))
+    monkeypatch.setattr(sendmail_lookup, "sendmail_search_path", (str(empty),))
     monkeypatch.setenv("PATH", str(empty))
     return empty
 
@@ -463,7 +464,7 @@ def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     on_path = tmp_path / "onpath"
     for d in (first, second, on_path):
         d.mkdir()
-    monkeypatch.setattr(sm, "sendmail_search_path", (str(first), str(second)))
+    monkeypatch.setattr(sendmail_lookup, "sendmail_search_path", (str(first), str(second)))
     monkeypatch.setenv("PATH", str(on_path))
 
     make_fake(on_path)
@@ -492,7 +493,7 @@ def test_directory_named_sendmail_is_skipped(
     d = tmp_path / "d"
     (d / "sendmail").mkdir(parents=True)
     fallback = make_fake(tmp_path / "p")
-    monkeypatch.setattr(sm, "sendmail_search_path", (str(d),))
+    monkeypatch.setattr(sendmail_lookup, "sendmail_search_path", (str(d),))
     monkeypatch.setenv("PATH", str(fallback.directory))
     assert find_sendmail() == str(fallback.path)
 
@@ -501,7 +502,7 @@ def test_search_is_used_when_parameter_unset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     found = make_fake(tmp_path / "sbin")
-    monkeypatch.setattr(sm, "sendmail_search_path", (str(found.directory),))
+    monkeypatch.setattr(sendmail_lookup, "sendmail_search_path", (str(found.directory),))
     send_mail_message(None, "s", ["a@x"], [], [], ["b"])
     assert found.argv == ["-i", "--", "a@x"]
 
