@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import postwire.racket.sendmail as sendmail_lookup
+import postwire.racket.sendmail.program as sendmail_lookup
 import postwire.sendmail as sm
 from postwire.errors import SendmailError
 from postwire.sendmail import (
