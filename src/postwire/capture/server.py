@@ -37,7 +37,7 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from . import _certs
+from . import certs as _certs
 
 __all__ = ["DEFAULT_DATA_SIZE_LIMIT", "CaptureServer", "CapturedMessage", "TLSMode"]
 
