@@ -1,248 +1,46 @@
-"""A local SMTP capture server for development and tests, built on aiosmtpd.
+"""The capture server: a loopback SMTP server that keeps every message it receives.
 
-:class:`CaptureServer` listens on a loopback port, accepts every message and keeps it, byte for
-byte, in memory (and optionally in a Maildir). It can offer STARTTLS or implicit TLS with a
-throw-away CA made at start-up, and AUTH PLAIN, LOGIN and CRAM-MD5 against a user/password map.
-It is not a relay and never delivers anything anywhere.
-
-Needs the ``capture`` extra (``aiosmtpd``, ``cryptography``).
+:class:`CaptureServer` binds its port in the caller's thread, serves on
+aiosmtpd's threaded controller, and keeps messages in memory (and optionally
+in a Maildir).  With TLS it makes a throw-away CA at :meth:`~CaptureServer.start`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
-import itertools
 import logging
 import os
-import re
-import secrets
 import shutil
 import socket
 import ssl
 import tempfile
 import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP
 
-from . import certs as _certs
+from . import certs
+from .maildir import create_maildir, deliver_to_maildir
+from .message import CapturedMessage
+from .protocol import CaptureHandler, CaptureSMTP
 
-__all__ = ["DEFAULT_DATA_SIZE_LIMIT", "CaptureServer", "CapturedMessage", "TLSMode"]
+__all__ = ["DEFAULT_DATA_SIZE_LIMIT", "CaptureServer", "CaptureTLS"]
 
-log = logging.getLogger("postwire.capture")
+log = logging.getLogger("postwire.capture")  # the logger of the whole capture server
 
-TLSMode = Literal["starttls", "implicit", "none"]
+#: How the server offers TLS: STARTTLS, implicit TLS from the first byte (port 465), or not.
+CaptureTLS = Literal["starttls", "implicit", "none"]
+#: The largest message accepted unless ``data_size_limit`` says otherwise (64 MiB).
 DEFAULT_DATA_SIZE_LIMIT = 64 * 1024 * 1024
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
-_maildir_counter = itertools.count()
 
-
-@dataclass(frozen=True)
-class CapturedMessage:
-    """One message as the capture server received it.
-
-    ``data`` is the message content exactly as sent after DATA (CRLF line endings, dot-stuffing
-    removed, RFC 5321 section 4.5.2). ``mail_from`` is ``""`` for the null reverse-path ``<>``.
-    ``path`` is the Maildir file, when the server writes one.
-    """
-
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-    peer: tuple[str, int] | None
-    tls: bool
-    auth_user: str | None
-    received_at: datetime
-    mail_options: list[str] = field(default_factory=list)
-    rcpt_options: list[str] = field(default_factory=list)
-    path: Path | None = None
-
-    def email(self) -> EmailMessage:
-        """Parse :attr:`data` with the modern :mod:`email` policy."""
-        msg = BytesParser(policy=policy.default).parsebytes(self.data)
-        assert isinstance(msg, EmailMessage)
-        return msg
-
-    @property
-    def subject(self) -> str | None:
-        """The decoded Subject header, or None when there is none (or it cannot be parsed)."""
-        # Parse only the header block: the body may be tens of megabytes.
-        end = self.data.find(b"\r\n\r\n")
-        head = self.data if end < 0 else self.data[: end + 2]
-        try:
-            value = BytesParser(policy=policy.default).parsebytes(head, headersonly=True)["subject"]
-        except Exception:  # a malformed header must not break logging
-            return None
-        return None if value is None else str(value)
-
-    def summary(self) -> str:
-        """One log line: time, envelope, size, TLS, AUTH user and subject."""
-        when = self.received_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        to = ",".join(f"<{rcpt}>" for rcpt in self.rcpt_tos)
-        subject = _CONTROL_CHARS.sub(" ", self.subject or "")
-        subject = subject.replace("\\", "\\\\").replace('"', '\\"')
-        return (
-            f"{when} from=<{self.mail_from}> to={to} size={len(self.data)} "
-            f'tls={"yes" if self.tls else "no"} auth={self.auth_user or "-"} subject="{subject}"'
-        )
-
-
-def _deliver_to_maildir(maildir: Path, data: bytes) -> Path:
-    """Write ``data`` into ``maildir/tmp`` and rename it into ``maildir/new``.
-
-    The rename makes delivery atomic: readers never see a partial file (Maildir format,
-    https://cr.yp.to/proto/maildir.html). The bytes are written unchanged (CRLF kept).
-    """
-    now = time.time()
-    host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
-    name = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_maildir_counter)}.{host}"
-    tmp_path = maildir / "tmp" / name
-    with open(tmp_path, "xb") as f:
-        f.write(data)
-    final = maildir / "new" / name
-    os.replace(tmp_path, final)
-    return final
-
-
-class _Session(Session):
-    # aiosmtpd 1.4.6 logs a deprecation warning each time it sets login_data (on every
-    # successful AUTH); keep the value without the noise.
-    @property
-    def login_data(self) -> Any:
-        return self._login_data
-
-    @login_data.setter
-    def login_data(self, value: Any) -> None:
-        self._login_data = value
-
-
-class _CaptureSMTP(SMTP):
-    """aiosmtpd's SMTP with a password map, CRAM-MD5 and our own "AUTH required" check."""
-
-    def __init__(
-        self,
-        handler: _Handler,
-        *,
-        users: Mapping[str, str] | None,
-        require_auth: bool,
-        **kwargs: Any,
-    ) -> None:
-        self._users = dict(users) if users is not None else None
-        self._require_auth = require_auth
-        if users is None:
-            kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN", "CRAM-MD5"]
-        else:
-            kwargs["authenticator"] = self._check_login_password
-        super().__init__(handler, **kwargs)
-
-    def _create_session(self) -> Session:
-        return _Session(self.loop)
-
-    def _password_of(self, user: bytes) -> bytes | None:
-        if self._users is None:
-            return None
-        try:
-            password = self._users.get(user.decode("utf-8"))
-        except UnicodeDecodeError:
-            return None
-        return None if password is None else password.encode("utf-8")
-
-    def _check_login_password(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        # Used by aiosmtpd's built-in PLAIN (RFC 4616) and LOGIN mechanisms.
-        assert isinstance(data, LoginPassword)
-        expected = self._password_of(data.login)
-        if expected is not None and hmac.compare_digest(expected, data.password):
-            return AuthResult(success=True, auth_data=data.login.decode("utf-8"))
-        # handled=False makes smtp_AUTH answer 535 itself.
-        return AuthResult(success=False, handled=False)
-
-    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
-        """CRAM-MD5 (RFC 2195); aiosmtpd maps the method name to the mechanism ``CRAM-MD5``."""
-        if len(args) > 1:  # RFC 2195 has no initial response
-            await self.push("501 5.5.4 CRAM-MD5 takes no initial response")
-            return AuthResult(success=False, handled=True)
-        challenge = f"<{secrets.randbelow(10**12)}.{int(time.time())}@{self.hostname}>".encode()
-        response = await self.challenge_auth(challenge)
-        if not isinstance(response, bytes):  # "*" or bad base64: already answered with 501
-            return AuthResult(success=False, handled=True)
-        user, _, digest = response.rpartition(b" ")
-        password = self._password_of(user)
-        if password is not None:
-            wanted = hmac.new(password, challenge, "md5").hexdigest().encode("ascii")
-            if hmac.compare_digest(wanted, digest.lower()):
-                return AuthResult(success=True, auth_data=user.decode("utf-8"))
-        # Must be handled=False so that 535 is sent; otherwise the client waits forever.
-        return AuthResult(success=False, handled=False)
-
-    async def check_auth_needed(self, caller_method: str) -> bool:
-        # Done here instead of aiosmtpd's auth_required, which warns whenever TLS is not
-        # required for AUTH (normal for a plain-text development server).
-        assert self.session is not None
-        if self._require_auth and not self.session.authenticated:
-            await self.push("530 5.7.0 Authentication required")
-            return True
-        return False
-
-
-class _Handler:
-    """aiosmtpd handler hooks; runs in the server's event-loop thread."""
-
-    def __init__(self, capture: CaptureServer, *, advertise_auth: bool) -> None:
-        self._capture = capture
-        self._advertise_auth = advertise_auth
-
-    async def handle_EHLO(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        session.host_name = hostname  # the 5-argument hook must set it (aiosmtpd docs)
-        if self._advertise_auth:
-            return responses
-        return [line for line in responses if not line.startswith("250-AUTH")]
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert envelope.original_content is not None and envelope.mail_from is not None
-        transport = server.transport
-        peer = session.peer
-        message = CapturedMessage(
-            mail_from="" if envelope.mail_from == "<>" else envelope.mail_from,
-            rcpt_tos=list(envelope.rcpt_tos),
-            data=bytes(envelope.original_content),
-            peer=(str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None,
-            tls=transport is not None and transport.get_extra_info("ssl_object") is not None,
-            auth_user=session.auth_data if isinstance(session.auth_data, str) else None,
-            received_at=datetime.now(timezone.utc),
-            mail_options=list(envelope.mail_options),
-            rcpt_options=list(envelope.rcpt_options),
-        )
-        try:
-            self._capture._record(message)
-        except OSError:
-            log.exception("could not store a message from %s", message.mail_from)
-            return "451 4.3.0 Could not store the message"
-        return "250 2.0.0 OK: message captured"
-
-
-class _Controller(Controller):
+class _BoundController(Controller):
     """aiosmtpd's threaded Controller, serving on a socket that is already bound."""
 
     def __init__(
@@ -289,7 +87,7 @@ class CaptureServer:
         port: int = 0,
         *,
         maildir: str | os.PathLike[str] | None = None,
-        tls: TLSMode = "starttls",
+        tls: CaptureTLS = "starttls",
         require_starttls: bool = False,
         auth: Mapping[str, str] | None = None,
         require_auth: bool = False,
@@ -313,7 +111,7 @@ class CaptureServer:
         self._requested_port = port
         self._port: int | None = None
         self._maildir = Path(maildir) if maildir is not None else None
-        self._tls: TLSMode = tls
+        self._tls: CaptureTLS = tls
         self._require_starttls = require_starttls
         self._auth = dict(auth) if auth is not None else None
         self._require_auth = require_auth
@@ -322,9 +120,9 @@ class CaptureServer:
         self._data_size_limit = data_size_limit
         self._server_hostname = server_hostname
         self._ready_timeout = ready_timeout
-        self._controller: _Controller | None = None
+        self._controller: _BoundController | None = None
         self._tmpdir: Path | None = None
-        self._certs: _certs.LocalCertificates | None = None
+        self._certs: certs.LocalCertificates | None = None
         self._ca_file: Path | None = None
         self._messages: list[CapturedMessage] = []
         self._cond = threading.Condition()
@@ -336,12 +134,11 @@ class CaptureServer:
         if self._controller is not None:
             raise RuntimeError("capture server already running")
         if self._maildir is not None:
-            for sub in ("new", "cur", "tmp"):
-                (self._maildir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+            create_maildir(self._maildir)
         sock = _bind(self._host, self._requested_port)
         try:
             server_ctx = self._make_tls_context() if self._tls != "none" else None
-            controller = _Controller(
+            controller = _BoundController(
                 functools.partial(self._make_smtp, server_ctx),
                 sock,
                 ssl_context=server_ctx if self._tls == "implicit" else None,
@@ -364,16 +161,16 @@ class CaptureServer:
 
     def _make_tls_context(self) -> ssl.SSLContext:
         self._tmpdir = Path(tempfile.mkdtemp(prefix="postwire-capture-"))
-        self._certs = _certs.generate()
-        files = _certs.write_files(self._certs, self._tmpdir)
+        self._certs = certs.generate()
+        files = certs.write_files(self._certs, self._tmpdir)
         self._ca_file = files.ca_file
-        return _certs.server_context(files)
+        return certs.server_context(files)
 
     def _make_smtp(self, server_ctx: ssl.SSLContext | None) -> SMTP:
         # Called by the Controller for every connection, in the server thread.
         starttls = self._tls == "starttls"
-        return _CaptureSMTP(
-            _Handler(self, advertise_auth=self._auth is not None),
+        return CaptureSMTP(
+            CaptureHandler(self._record, advertise_auth=self._auth is not None),
             users=self._auth,
             require_auth=self._require_auth,
             hostname=self._server_hostname,
@@ -446,7 +243,7 @@ class CaptureServer:
 
     def _record(self, message: CapturedMessage) -> None:
         if self._maildir is not None:
-            path = _deliver_to_maildir(self._maildir, message.data)
+            path = deliver_to_maildir(self._maildir, message.data)
             message = replace(message, path=path)
         with self._cond:
             self._messages.append(message)
