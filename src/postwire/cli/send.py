@@ -12,6 +12,16 @@ from typing import Any
 
 from .._core.message import prepare_message
 from .config import Settings
+from .connection import (
+    Target,
+    add_auth_options,
+    add_connection_options,
+    make_client,
+    result_exit_code,
+    result_json,
+    settings_from_args,
+    target_from,
+)
 from .exits import CLIError, Exit, exit_code_for
 from .message import (
     build_message,
@@ -23,16 +33,6 @@ from .message import (
     strip_bcc,
 )
 from .output import Transcript, error_json, print_error, print_json
-from .session import (
-    Target,
-    add_auth_options,
-    add_connection_options,
-    make_client,
-    result_exit_code,
-    result_json,
-    settings_from_args,
-    target_from,
-)
 
 __all__ = ["add_parser", "run"]
 

@@ -19,6 +19,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import BinaryIO
 
+from .._core.chars import LINE_BREAK_OR_NUL
 from .._core.message import envelope_from_message
 from .exits import CLIError, Exit
 
@@ -33,16 +34,15 @@ __all__ = [
     "strip_bcc",
 ]
 
-_BREAKS = re.compile(r"[\r\n\0]")
 _HEAD_LIMIT = 1 << 20  # a header block larger than 1 MiB is not a message
-_CHUNK = 1 << 20
+_READ_SIZE = 1 << 20  # bytes read at a time from a message file or stdin
 _HIDDEN_FIELDS = (b"bcc", b"resent-bcc")
 _FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")  # a field name and its colon (RFC 5322 §2.2)
 
 
 def check_header_value(option: str, value: str) -> str:
     """Refuse CR, LF and NUL: they would start a new header line (header injection)."""
-    if _BREAKS.search(value):
+    if LINE_BREAK_OR_NUL.search(value):
         raise CLIError(
             f"{option}: line breaks are not allowed in a header value: {value!r}", Exit.USAGE
         )
@@ -138,7 +138,7 @@ class RawMessage:
 
     def body_chunks(self) -> Iterator[bytes]:
         while True:
-            chunk = self._rest.read(_CHUNK)
+            chunk = self._rest.read(_READ_SIZE)
             if not chunk:
                 return
             yield chunk

@@ -18,15 +18,15 @@ from typing import Any, cast
 
 from ..client import Client
 from ..errors import CertificateError
-from .exits import Exit, exit_code_for
-from .output import Transcript, error_json, one_line, print_error, print_json
-from .session import (
+from .connection import (
     Target,
     add_connection_options,
     make_client,
     settings_from_args,
     target_from,
 )
+from .exits import Exit, exit_code_for
+from .output import Transcript, error_json, one_line, print_error, print_json
 from .x509 import parse_certificate
 
 __all__ = ["add_parser", "run"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from postwire._cli.sendmail_mode import parse_sendmail_args
 from postwire.capture import CaptureServer
+from postwire.cli.sendmail_mode import parse_sendmail_args
 from servers.postfix import PostfixServer, strip_trace
 from test_cli_support import cli_env, one_error_line, run_cli
 

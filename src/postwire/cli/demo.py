@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TextIO
 
-from .client import Client
+from ..client import Client
 
 __all__ = ["run_demo"]
 
@@ -36,7 +36,7 @@ def sample_message() -> EmailMessage:
 
 def run_demo(maildir: str | Path | None = None, out: TextIO | None = None) -> int:
     """Run the demo; returns a process exit code."""
-    from .capture import CaptureServer  # needs the 'capture' extra (aiosmtpd)
+    from ..capture import CaptureServer  # needs the 'capture' extra (aiosmtpd)
 
     out = out or sys.stdout
     user, password = "demo", "demo-password"

@@ -18,10 +18,10 @@ from .._core.envelope import SendResult
 from ..client import Client
 from ..errors import PossiblyDelivered, ServerDisconnected
 from .config import Settings
+from .connection import Target, make_client, result_exit_code, result_json, target_from
 from .exits import CLIError, Exit, exit_code_for
 from .output import Progress, Transcript, error_json, one_line, print_error, print_json
 from .send import Outgoing, cli_recipients, raw_outgoing, sender_option
-from .session import Target, make_client, result_exit_code, result_json, target_from
 
 __all__ = ["run_many"]
 

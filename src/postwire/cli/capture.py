@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import signal
 import sys
 import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
+from .._core.chars import CONTROL
 from .exits import CLIError, Exit
 
 if TYPE_CHECKING:
-    from ..capture import CapturedMessage, TLSMode
+    from ..capture import CapturedMessage, CaptureTLS
 
 __all__ = ["add_parser", "run"]
 
@@ -65,11 +65,8 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     parser.add_argument("--require-auth", action="store_true", help="refuse mail before AUTH (530)")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class _Stop(Exception):
-    pass
+class _StopSignal(Exception):
+    """SIGINT or SIGTERM arrived: raised by the signal handler to stop the server."""
 
 
 class _OneLine(logging.Formatter):
@@ -82,7 +79,7 @@ class _OneLine(logging.Formatter):
             cause = exc.__cause__ or exc
             text += f": {type(cause).__name__}: {cause}"
         # A client sending binary (a TLS hello to a plain port) must not garble the terminal.
-        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", " / ".join(text.splitlines()))
+        return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", " / ".join(text.splitlines()))
 
 
 def _quiet_logging() -> None:
@@ -94,7 +91,7 @@ def _quiet_logging() -> None:
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Stop
+    raise _StopSignal
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         maildir=args.maildir,
-        tls=cast("TLSMode", args.tls),
+        tls=cast("CaptureTLS", args.tls),
         auth=dict(args.auth) if args.auth else None,
         require_auth=args.require_auth,
         on_message=show,
@@ -138,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         stop = threading.Event()
         while not stop.wait(0.5):  # short waits: the signal handler runs between them
             pass
-    except _Stop:
+    except _StopSignal:
         pass
     finally:
         signal.signal(signal.SIGTERM, old_term)

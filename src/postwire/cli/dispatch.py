@@ -1,9 +1,8 @@
-"""The ``postwire`` command line (also ``python -m postwire``).
+"""The top-level parser of ``postwire`` and what each command runs.
 
-Commands: ``send``, ``sendmail``, ``probe``, ``capture`` and ``demo``.  When
-the program is called ``sendmail`` (a symlink to ``postwire``), it runs
-``postwire sendmail`` with its arguments, so it can stand in for
-``/usr/sbin/sendmail``.  Exit codes follow sysexits.h (see ``--help``).
+Each command's parser and work live in its own module (``send``, ``probe``,
+``capture``, ``sendmail_mode``, ``demo``); modules are imported only when
+their command runs, so ``postwire --help`` stays quick.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ._cli.exits import EXIT_TABLE, CLIError, Exit
-from ._cli.output import print_error
+from .exits import EXIT_TABLE, CLIError, Exit
+from .output import print_error
 
 __all__ = ["build_parser", "main"]
 
@@ -73,7 +72,7 @@ def _join_dash_values(argv: list[str]) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``postwire`` (``sendmail`` has its own, sendmail-style)."""
-    from ._cli import capture_cmd, probe, send
+    from . import capture, probe, send
 
     parser = _Parser(
         prog="postwire",
@@ -89,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     probe.add_parser(sub, EPILOG)
-    capture_cmd.add_parser(sub, EPILOG)
+    capture.add_parser(sub, EPILOG)
     demo = sub.add_parser(
         "demo", help="send a sample message through an embedded local capture server"
     )
@@ -100,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["sendmail"]:
         # sendmail's options (-oi, -t, -fADDR) are not argparse-shaped: its own parser.
-        from ._cli.sendmail_mode import run_sendmail_mode
+        from .sendmail_mode import run_sendmail_mode
 
         return run_sendmail_mode(argv[1:])
     args = build_parser().parse_args(_join_dash_values(argv))
@@ -109,15 +108,15 @@ def _dispatch(argv: list[str]) -> int:
 
         return run_demo(args.maildir)
     if args.command == "send":
-        from ._cli.send import run as run_send
+        from .send import run as run_send
 
         return run_send(args)
     if args.command == "probe":
-        from ._cli.probe import run as run_probe
+        from .probe import run as run_probe
 
         return run_probe(args)
     if args.command == "capture":
-        from ._cli.capture_cmd import run as run_capture
+        from .capture import run as run_capture
 
         return run_capture(args)
     return Exit.USAGE  # pragma: no cover - argparse refuses unknown commands

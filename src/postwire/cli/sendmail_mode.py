@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .config import Settings, load_settings
+from .connection import target_from
 from .exits import EXIT_TABLE, CLIError, Exit, exit_code_for
 from .message import (
     add_missing_headers,
@@ -37,7 +38,6 @@ from .message import (
 )
 from .output import Transcript, one_line, print_error
 from .send import Outgoing, send_one
-from .session import target_from
 
 __all__ = ["SendmailArgs", "parse_sendmail_args", "run_sendmail_mode"]
 
