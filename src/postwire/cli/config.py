@@ -33,8 +33,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from ..client import TLSMode
 from .exits import CLIError, Exit
 
 __all__ = [
@@ -47,7 +48,9 @@ __all__ = [
     "read_password",
 ]
 
-TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
+#: The client's TLS modes, as ``--tls`` and the ``tls`` setting spell them.
+TLS_MODES: tuple[str, ...] = get_args(TLSMode)
+
 _PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password_prompt")
 _STRING_KEYS = (
     "server",

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 _HEAD_LIMIT = 1 << 20  # a header block larger than 1 MiB is not a message
-_READ_SIZE = 1 << 20  # bytes read at a time from a message file or stdin
+_BODY_READ_SIZE = 1 << 20  # bytes of a message body read at a time (file or stdin)
 _HIDDEN_FIELDS = (b"bcc", b"resent-bcc")
 _FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")  # a field name and its colon (RFC 5322 §2.2)
 
@@ -138,7 +138,7 @@ class RawMessage:
 
     def body_chunks(self) -> Iterator[bytes]:
         while True:
-            chunk = self._rest.read(_READ_SIZE)
+            chunk = self._rest.read(_BODY_READ_SIZE)
             if not chunk:
                 return
             yield chunk

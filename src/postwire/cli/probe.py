@@ -84,6 +84,7 @@ def _certificate(der: object) -> dict[str, object] | None:
 def _report(
     client: Client,
     transcript: Transcript,
+    *,
     verify_error: CertificateError | None,
     connect_ms: float,
     rtt_ms: float,
@@ -201,7 +202,13 @@ def run(args: argparse.Namespace) -> int:
             start = time.monotonic()
             client.noop()
             rtt_ms = (time.monotonic() - start) * 1000
-            report = _report(client, transcript, verify_error, connect_ms, rtt_ms)
+            report = _report(
+                client,
+                transcript,
+                verify_error=verify_error,
+                connect_ms=connect_ms,
+                rtt_ms=rtt_ms,
+            )
         finally:
             client.quit()
     except Exception as exc:

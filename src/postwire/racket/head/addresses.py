@@ -14,7 +14,7 @@ from typing import Literal, overload
 
 __all__ = ["assemble_address_field", "extract_addresses"]
 
-_B = " \t\n\r\v"  # Racket's `blank`
+_RACKET_BLANK = " \t\n\r\v"  # Racket's `blank`
 _ALL_BLANK = re.compile(r"[ \t\n\r\v]*\Z")
 _QUOTED_NAME = re.compile(r'[ \t\n\r\v]*("[^"]*")(.*)', re.DOTALL)
 _BAD_CHARS = re.compile(r'[,"()<>]')
@@ -106,7 +106,7 @@ def _split(line: str) -> list[str]:
 
 def _parened_name(s: str) -> tuple[str, str] | None:
     """Racket's ``(.*)[(]([^)]*)[)]blank*$``: (text before, comment)."""
-    t = s.rstrip(_B)
+    t = s.rstrip(_RACKET_BLANK)
     if not t.endswith(")"):
         return None
     j = t.rfind("(", 0, len(t) - 1)
@@ -117,8 +117,8 @@ def _parened_name(s: str) -> tuple[str, str] | None:
 
 def _simple_name(s: str) -> tuple[str, str] | None:
     """Racket's ``^blank*(nonblank.*)(<.*>)blank*$``: (name part, angle part)."""
-    t = s.rstrip(_B)
-    lead = len(s) - len(s.lstrip(_B))
+    t = s.rstrip(_RACKET_BLANK)
+    lead = len(s) - len(s.lstrip(_RACKET_BLANK))
     if not t.endswith(">"):
         return None
     j = t.rfind("<", 0, len(t) - 1)
@@ -151,7 +151,7 @@ def _one_plain(s: str, orig: str) -> tuple[str, str, str]:
         return name, addr, f"{name} <{addr}>"
     simple = _simple_name(s)
     if simple is not None:
-        name = simple[0].rstrip(_B)
+        name = simple[0].rstrip(_RACKET_BLANK)
         addr = _angle_addr(simple[1], s)
         return name, addr, f"{name} <{addr}>"
     addr = _angle_addr(s, orig) if ("<" in s or ">" in s) else _simple_addr(s, orig)
@@ -174,7 +174,7 @@ def _simple_addr(s: str, orig: str) -> str:
     # No syntax check, as in Racket: "john doe@x" and "" (from "<>") pass.
     if _BAD_CHARS.search(s):
         raise ValueError(f"extract_addresses: cannot parse address: {orig}")
-    return s.strip(_B)
+    return s.strip(_RACKET_BLANK)
 
 
 def assemble_address_field(addresses: Iterable[str]) -> str:
