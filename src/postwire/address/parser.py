@@ -33,12 +33,16 @@ _NONE, _SPACE, _COMMENT = 0, 1, 2
 
 
 class RawMailbox(NamedTuple):
+    """One parsed mailbox, before it becomes a :class:`~postwire.address.Address`."""
+
     display_name: str
     local_part: str
     domain: str
 
 
 class RawGroup(NamedTuple):
+    """One parsed group and its mailboxes, before it becomes a :class:`~postwire.address.Group`."""
+
     display_name: str
     members: list[RawMailbox]
 

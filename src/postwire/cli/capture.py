@@ -37,6 +37,7 @@ def _port(text: str) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
+    """Add the ``capture`` command and its options to ``sub``."""
     parser = sub.add_parser(
         "capture",
         help="run a local SMTP capture server that keeps every message",

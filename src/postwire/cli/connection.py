@@ -41,6 +41,7 @@ def _positive(text: str) -> float:
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
+    """Add ``--server`` (unless ``server=False``), ``--tls``, ``--cafile`` and the like."""
     group = parser.add_argument_group("connection")
     if server:
         group.add_argument(
@@ -72,6 +73,7 @@ def add_connection_options(parser: argparse.ArgumentParser, *, server: bool = Tr
 
 
 def add_auth_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--user`` and the password-source options."""
     group = parser.add_argument_group(
         "authentication", "the password is never read from the command line"
     )
@@ -211,6 +213,7 @@ def result_exit_code(result: SendResult) -> int:
 
 
 def result_json(result: SendResult) -> dict[str, object]:
+    """A send result as JSON-ready data: accepted, refused (with replies) and the final reply."""
     return {
         "accepted": list(result.accepted),
         "refused": {addr: reply_json(reply) for addr, reply in result.refused.items()},

@@ -20,6 +20,7 @@ __all__ = ["run_demo"]
 
 
 def sample_message() -> EmailMessage:
+    """The message the demo sends (with a Bcc, a non-ASCII subject and a leading dot)."""
     msg = EmailMessage()
     msg["From"] = "Ada Lovelace <ada@example.org>"
     msg["To"] = "Charles Babbage <charles@example.org>"

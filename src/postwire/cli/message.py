@@ -236,6 +236,7 @@ def _values(msg: Message) -> list[str]:
 
 
 def has_header(data: bytes, name: str) -> bool:
+    """Whether the header block of ``data`` has a ``name`` field (False if it cannot be read)."""
     try:
         return _parse_head(data).get(name) is not None
     except (ValueError, TypeError, IndexError):

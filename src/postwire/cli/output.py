@@ -47,10 +47,12 @@ def print_error(message: object, stream: TextIO | None = None) -> None:
 
 
 def print_json(value: object, stream: TextIO | None = None) -> None:
+    """Print ``value`` as indented JSON (UTF-8 kept) on ``stream`` or stdout."""
     print(json.dumps(value, indent=2, ensure_ascii=False), file=stream or sys.stdout, flush=True)
 
 
 def reply_json(reply: Reply | None) -> dict[str, object] | None:
+    """An SMTP reply as JSON-ready data (code, enhanced status, text), or None."""
     if reply is None:
         return None
     status = reply.enhanced_status

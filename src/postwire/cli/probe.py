@@ -33,6 +33,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
+    """Add the ``probe`` command and its options to ``sub``."""
     parser = sub.add_parser(
         "probe",
         help="show a server's greeting, extensions, TLS and certificate",

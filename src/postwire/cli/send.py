@@ -45,6 +45,7 @@ message of an mbox file, over one connection."""
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
+    """Add the ``send`` command and its options to ``sub``."""
     parser = sub.add_parser(
         "send",
         help="send a message (or --many messages) over SMTP",
@@ -86,6 +87,7 @@ class Outgoing:
 
 
 def cli_recipients(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The ``--to``, ``--cc`` and ``--bcc`` recipients as (option, address) pairs."""
     return [
         pair
         for option in ("to", "cc", "bcc")
@@ -94,6 +96,7 @@ def cli_recipients(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def sender_option(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The ``--from`` address as an (option, address) pair, or None without ``--from``."""
     if args.from_ is None:
         return None
     pairs = parse_addresses("--from", [args.from_])

@@ -63,6 +63,8 @@ for the config file and the POSTWIRE_* variables).  Options:
 
 @dataclass
 class SendmailArgs:
+    """The sendmail-style command line, parsed (see :func:`parse_sendmail_args`)."""
+
     extract: bool = False
     ignore_dots: bool = False
     sender: str | None = None
