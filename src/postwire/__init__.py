@@ -14,7 +14,7 @@ from ._core.extensions import Extensions
 from ._core.reply import EnhancedStatus, Reply
 from ._core.timeouts import Timeouts
 from .client import AsyncClient, AsyncPool, CancelHandle, Client, Pool, TLSMode
-from .parameters import Parameter
+from .racket.parameters import Parameter
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_client_capture import WireTap, sent_lines
 
 from postwire.client import Client
 from postwire.errors import (
@@ -23,6 +22,7 @@ from postwire.errors import (
     RecipientsRefused,
 )
 from servers.postfix import PostfixServer, strip_trace
+from test_client_capture import WireTap, sent_lines
 
 TIMEOUT = 10.0  # every network step of every client in this file
 WAIT = 20.0  # seconds for Postfix to deliver into the Maildir

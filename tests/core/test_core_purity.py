@@ -23,9 +23,13 @@ def _imports(path: Path) -> set[str]:
 
 def test_core_imports_no_io_modules() -> None:
     core = Path(postwire._core.__file__).parent
-    files = sorted(core.glob("*.py"))
+    files = sorted(core.rglob("*.py"))
     assert len(files) >= 8
-    bad = {f.name: sorted(_imports(f) & FORBIDDEN) for f in files if _imports(f) & FORBIDDEN}
+    bad = {
+        str(f.relative_to(core)): sorted(_imports(f) & FORBIDDEN)
+        for f in files
+        if _imports(f) & FORBIDDEN
+    }
     assert bad == {}
 
 
@@ -33,13 +37,17 @@ def test_core_imports_nothing_outside_itself() -> None:
     # Errors live at the bottom (_core/errors.py): the core needs no other layer,
     # and no module of the package imports the core back into a cycle.
     core = Path(postwire._core.__file__).parent
-    for f in core.glob("*.py"):
+    for f in core.rglob("*.py"):
+        name = str(f.relative_to(core))
+        # A relative import may climb to _core itself, never above it: level 1 in
+        # _core/x.py, up to 2 in _core/sasl/x.py.
+        deepest = len(f.relative_to(core).parts)
         tree = ast.parse(f.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
-                assert node.level in (0, 1), f"{f.name} imports from outside _core: {node.module}"
+                assert node.level <= deepest, f"{name} imports from outside _core: {node.module}"
                 if node.level == 0 and node.module:
-                    assert not node.module.startswith("postwire"), f"{f.name}: {node.module}"
+                    assert not node.module.startswith("postwire"), f"{name}: {node.module}"
 
 
 def test_errors_module_depends_only_on_the_reply_value() -> None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from drive import TLS, drive, greeted
 
+from drive import TLS, drive, greeted
 from postwire import SendResult, errors
 from postwire._core import procedures
 from postwire._core.batch import send_batch

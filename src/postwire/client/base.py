@@ -299,7 +299,7 @@ def _from_header(
     The envelope comes from the header's From, To and CC fields unless given
     (a Bcc is never in such a header: pass ``recipients=`` for it).
     """
-    from ..head import compose_message  # the net/head layer sits above the clients
+    from ..racket.head import compose_message  # the net/head layer sits above the clients
 
     assert isinstance(message, tuple)
     header, lines = message

@@ -1,1 +1,0 @@
-"""The pieces of the ``postwire`` command line (see :mod:`postwire.cli`)."""

@@ -1,0 +1,68 @@
+"""One captured message: the envelope, the bytes as received, and a one-line summary."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+from .._core.chars import CONTROL
+
+__all__ = ["CapturedMessage"]
+
+# A run of control characters becomes one space in the summary's subject.
+_CONTROL_RUN = re.compile(f"(?:{CONTROL.pattern})+")
+
+
+@dataclass(frozen=True)
+class CapturedMessage:
+    """One message as the capture server received it.
+
+    ``data`` is the message content exactly as sent after DATA (CRLF line endings, dot-stuffing
+    removed, RFC 5321 section 4.5.2). ``mail_from`` is ``""`` for the null reverse-path ``<>``.
+    ``path`` is the Maildir file, when the server writes one.
+    """
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    peer: tuple[str, int] | None
+    tls: bool
+    auth_user: str | None
+    received_at: datetime
+    mail_options: list[str] = field(default_factory=list)
+    rcpt_options: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    def email(self) -> EmailMessage:
+        """Parse :attr:`data` with the modern :mod:`email` policy."""
+        msg = BytesParser(policy=policy.default).parsebytes(self.data)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+    @property
+    def subject(self) -> str | None:
+        """The decoded Subject header, or None when there is none (or it cannot be parsed)."""
+        # Parse only the header block: the body may be tens of megabytes.
+        end = self.data.find(b"\r\n\r\n")
+        head = self.data if end < 0 else self.data[: end + 2]
+        try:
+            value = BytesParser(policy=policy.default).parsebytes(head, headersonly=True)["subject"]
+        except Exception:  # a malformed header must not break logging
+            return None
+        return None if value is None else str(value)
+
+    def summary(self) -> str:
+        """One log line: time, envelope, size, TLS, AUTH user and subject."""
+        when = self.received_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        to = ",".join(f"<{rcpt}>" for rcpt in self.rcpt_tos)
+        subject = _CONTROL_RUN.sub(" ", self.subject or "")
+        subject = subject.replace("\\", "\\\\").replace('"', '\\"')
+        return (
+            f"{when} from=<{self.mail_from}> to={to} size={len(self.data)} "
+            f'tls={"yes" if self.tls else "no"} auth={self.auth_user or "-"} subject="{subject}"'
+        )

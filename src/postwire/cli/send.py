@@ -1,0 +1,254 @@
+"""``postwire send``: one message from a file, stdin or options; or many with ``--many``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .._core.message import prepare_message
+from .config import Settings
+from .connection import (
+    Target,
+    add_auth_options,
+    add_connection_options,
+    make_client,
+    result_exit_code,
+    result_json,
+    settings_from_args,
+    target_from,
+)
+from .exits import CLIError, Exit, exit_code_for
+from .message import (
+    build_message,
+    check_header_value,
+    envelope_from_headers,
+    open_raw,
+    parse_addresses,
+    read_input,
+    strip_bcc,
+)
+from .output import Transcript, error_json, print_error, print_json
+
+__all__ = ["add_parser", "run"]
+
+DESCRIPTION = """\
+Send a message over SMTP: a file (or - for stdin) sent as it is, with its envelope
+from the header unless --from/--to/--cc/--bcc are given; or a message built from
+--from, --to, --cc, --bcc, --subject, --body/--body-file and --attach.
+Bcc fields are never sent. With --many, send every .eml file of a folder, or every
+message of an mbox file, over one connection."""
+
+
+def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
+    """Add the ``send`` command and its options to ``sub``."""
+    parser = sub.add_parser(
+        "send",
+        help="send a message (or --many messages) over SMTP",
+        description=DESCRIPTION,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", nargs="?", metavar="FILE", help="the message (- for stdin)")
+    parser.add_argument("--many", metavar="PATH", help="a folder of .eml files or an mbox file")
+    msg = parser.add_argument_group("message")
+    msg.add_argument("--from", dest="from_", metavar="ADDR", help="the sender")
+    for name in ("to", "cc", "bcc"):
+        msg.add_argument(
+            f"--{name}",
+            action="append",
+            default=[],
+            metavar="ADDR",
+            help=f"{name.capitalize()} recipient (repeat, or separate with commas)",
+        )
+    msg.add_argument("--subject", metavar="TEXT", help="build a message with this subject")
+    body = msg.add_mutually_exclusive_group()
+    body.add_argument("--body", metavar="TEXT", help="the text of the built message")
+    body.add_argument("--body-file", metavar="PATH", help="read the text from PATH (- for stdin)")
+    msg.add_argument(
+        "--attach", action="append", default=[], metavar="PATH", help="attach a file (repeat)"
+    )
+    add_connection_options(parser)
+    add_auth_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready to go: content and envelope, all checked."""
+
+    content: object
+    sender: str
+    recipients: list[str]
+
+
+def cli_recipients(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The ``--to``, ``--cc`` and ``--bcc`` recipients as (option, address) pairs."""
+    return [
+        pair
+        for option in ("to", "cc", "bcc")
+        for pair in parse_addresses(f"--{option}", getattr(args, option))
+    ]
+
+
+def sender_option(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The ``--from`` address as an (option, address) pair, or None without ``--from``."""
+    if args.from_ is None:
+        return None
+    pairs = parse_addresses("--from", [args.from_])
+    if len(pairs) != 1:
+        raise CLIError(f"--from: give one address, not {args.from_!r}", Exit.USAGE)
+    return pairs[0]
+
+
+def raw_outgoing(
+    data: bytes,
+    *,
+    sender: tuple[str, str] | None,
+    recipients: list[tuple[str, str]],
+    settings: Settings,
+    rest: Iterable[bytes] | None = None,
+) -> Outgoing:
+    """A message read as bytes: envelope from the options, else from its header.
+
+    ``data`` is the whole message, or only its header block when ``rest``
+    streams what follows it.
+    """
+    found_sender, found_rcpts = envelope_from_headers(data)
+    envelope_from = sender[1] if sender is not None else found_sender or settings.sender
+    if not envelope_from:
+        raise CLIError(
+            "no sender: the message has no From field and no --from was given", Exit.DATAERR
+        )
+    rcpts = [addr for _, addr in recipients] if recipients else found_rcpts
+    if not rcpts:
+        raise CLIError(
+            "no recipients: the message has no To, Cc or Bcc and none were given", Exit.DATAERR
+        )
+    for addr in rcpts:
+        if addr.startswith("-"):
+            raise CLIError(f"a recipient may not start with '-': {addr!r}", Exit.DATAERR)
+    head = strip_bcc(data)
+    content: object = head if rest is None else itertools.chain([head], rest)
+    return _checked(content, envelope_from, rcpts)
+
+
+def _checked(content: object, sender: str, recipients: list[str]) -> Outgoing:
+    try:
+        prepare_message(content, sender=sender, recipients=recipients)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"bad message: {exc}", Exit.DATAERR) from None
+    return Outgoing(content, sender, recipients)
+
+
+def _built(args: argparse.Namespace, settings: Settings) -> Outgoing:
+    if args.file is not None:
+        raise CLIError(
+            "give either a message FILE or --subject/--body/--attach, not both", Exit.USAGE
+        )
+    sender = sender_option(args)
+    if sender is None:
+        if not settings.sender:
+            raise CLIError("no sender: give --from (or from in the config)", Exit.USAGE)
+        sender = ("", settings.sender)
+    to = parse_addresses("--to", args.to)
+    cc = parse_addresses("--cc", args.cc)
+    bcc = parse_addresses("--bcc", args.bcc)
+    if not (to or cc or bcc):
+        raise CLIError("no recipients: give --to, --cc or --bcc", Exit.USAGE)
+    subject = check_header_value("--subject", args.subject or "")
+    if args.body_file is not None:
+        body = read_input(args.body_file, "body file").decode("utf-8", "replace")
+    else:
+        body = args.body or ""
+    msg = build_message(
+        sender=sender, to=to, cc=cc, subject=subject, body=body, attachments=args.attach
+    )
+    recipients = [addr for _, addr in (*to, *cc, *bcc)]
+    # The built EmailMessage is sent as bytes so that the envelope is exactly the options.
+    data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    return _checked(data, sender[1], recipients)
+
+
+def outgoing(
+    args: argparse.Namespace, settings: Settings, closing: contextlib.ExitStack
+) -> Outgoing:
+    """The message of ``postwire send``, checked, before any connection is made.
+
+    A message file stays open (until ``closing`` closes it) to be streamed.
+    """
+    if args.subject is not None or args.body is not None or args.body_file is not None:
+        return _built(args, settings)
+    if args.attach:
+        return _built(args, settings)
+    path = args.file
+    if path is None:
+        if sys.stdin.isatty():
+            raise CLIError(
+                "no message: give a FILE, - for stdin, or build one with --subject/--body",
+                Exit.USAGE,
+            )
+        path = "-"
+    raw = open_raw(path)
+    closing.callback(raw.close)
+    return raw_outgoing(
+        raw.head,
+        sender=sender_option(args),
+        recipients=cli_recipients(args),
+        settings=settings,
+        rest=raw.body_chunks(),
+    )
+
+
+def _print_result(result_obj: dict[str, object]) -> None:
+    accepted = result_obj["accepted"]
+    refused = result_obj["refused"]
+    reply = result_obj["reply"]
+    assert isinstance(accepted, list) and isinstance(refused, dict) and isinstance(reply, dict)
+    print(f"accepted: {', '.join(accepted) or '(none)'}")
+    for addr, r in refused.items():
+        print(f"refused: {addr}: {r['code']} {r['text']}".rstrip())
+    print(f"server: {reply['code']} {reply['text']}".rstrip())
+
+
+def send_one(target: Target, message: Outgoing, transcript: Transcript | None) -> dict[str, object]:
+    """Connect, send, QUIT; returns the result as JSON-ready data (errors propagate)."""
+    client = make_client(target, transcript)
+    with client:
+        result = client.send(message.content, sender=message.sender, recipients=message.recipients)
+    data = result_json(result)
+    data["exit_code"] = result_exit_code(result)
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``postwire send``; returns the exit code."""
+    try:
+        settings = settings_from_args(args)
+        if args.many is not None:
+            from .many import run_many
+
+            return run_many(args, settings)
+        with contextlib.ExitStack() as closing:
+            message = outgoing(args, settings, closing)
+            target = target_from(settings, missing_password=Exit.USAGE)
+            transcript = Transcript(sys.stderr) if args.transcript else None
+            data = send_one(target, message, transcript)
+    except Exception as exc:
+        code = exit_code_for(exc)
+        if code == Exit.SOFTWARE:
+            raise
+        print_error(exc)
+        if args.json:
+            print_json({"ok": False, "error": error_json(exc, code), "exit_code": code})
+        return code
+    code = int(str(data["exit_code"]))
+    if args.json:
+        print_json({"ok": code == Exit.OK, **data})
+    else:
+        _print_result(data)
+    return code

@@ -1,0 +1,221 @@
+"""``postwire sendmail``: a stand-in for ``/usr/sbin/sendmail``, as msmtp is.
+
+Programs that hand mail to ``sendmail`` (cron, mailx, git send-email, PHP's
+``mail()``) run ``sendmail [-t] [-i] [-f sender] [-F name] [--] recipient...``
+with the message on stdin.  This reads the same command line, takes the server
+and account from the config file or the environment, and sends over SMTP.
+A program named ``sendmail`` (a symlink to ``postwire``) runs this mode.
+
+Options understood (others of sendmail's that only tune its own queue are
+accepted and ignored: ``-o*`` except ``-oi``, ``-B``, ``-N``, ``-R``,
+``-V``, ``-X``, ``-h``, ``-L``, ``-O``, ``-U``, ``-G``, ``-m``, ``-n``,
+``-bm``)::
+
+    -t            recipients from To, Cc and Bcc (added to those on the command line)
+    -i, -oi       a line with a single "." does not end the message
+    -f, -r ADDR   the envelope sender (default: from in the config, else the From field)
+    -F NAME       the full name for a From field added when the message has none
+    -C, --config PATH    the config file
+    -a, --account NAME   the account in the config file
+    -v, --transcript     print the SMTP exchange on stderr
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .config import Settings, load_settings
+from .connection import target_from
+from .exits import EXIT_TABLE, CLIError, Exit, exit_code_for
+from .message import (
+    add_missing_headers,
+    check_header_value,
+    envelope_from_headers,
+    parse_addresses,
+    strip_bcc,
+)
+from .output import Transcript, one_line, print_error
+from .send import Outgoing, send_one
+
+__all__ = ["SendmailArgs", "parse_sendmail_args", "run_sendmail_mode"]
+
+_FLAGS_IGNORED = "UGmnd"  # queue and aliasing flags of sendmail that mean nothing here
+_WITH_ARG_IGNORED = "BNRVXhLO"  # body type, DSN, envelope id, log file, hop count...
+_WITH_ARG = "frFCaob" + _WITH_ARG_IGNORED
+
+USAGE = """\
+usage: postwire sendmail [-t] [-i] [-f ADDR] [-F NAME] [-C CONFIG] [-a ACCOUNT] [-v]
+                         [--] [RECIPIENT ...]
+
+Read a message on stdin and send it over SMTP, like sendmail (see `postwire --help`
+for the config file and the POSTWIRE_* variables).  Options:
+  -t              take recipients from the To, Cc and Bcc fields too
+  -i, -oi         a line with a single "." does not end the message
+  -f, -r ADDR     the envelope sender
+  -F NAME         the full name for a From field added when there is none
+  -C, --config PATH     the config file
+  -a, --account NAME    the account to use
+  -v, --transcript      print the SMTP exchange on stderr
+"""
+
+
+@dataclass
+class SendmailArgs:
+    """The sendmail-style command line, parsed (see :func:`parse_sendmail_args`)."""
+
+    extract: bool = False
+    ignore_dots: bool = False
+    sender: str | None = None
+    full_name: str | None = None
+    config: str | None = None
+    account: str | None = None
+    transcript: bool = False
+    help: bool = False
+    recipients: list[str] = field(default_factory=list)
+
+
+def _long_option(args: SendmailArgs, arg: str, rest: list[str]) -> None:
+    name, eq, value = arg.partition("=")
+    if name in ("--help", "--transcript"):
+        if eq:
+            raise CLIError(f"option {name} takes no value", Exit.USAGE)
+        setattr(args, name[2:], True)
+        return
+    if name not in ("--config", "--account"):
+        raise CLIError(f"unknown option {name}", Exit.USAGE)
+    if not eq:
+        if not rest:
+            raise CLIError(f"option {name} needs a value", Exit.USAGE)
+        value = rest.pop(0)
+    setattr(args, name[2:], value)
+
+
+def _short_options(args: SendmailArgs, arg: str, rest: list[str]) -> None:
+    i = 1
+    while i < len(arg):
+        letter = arg[i]
+        i += 1
+        if letter in "ti":
+            args.extract |= letter == "t"
+            args.ignore_dots |= letter == "i"
+            continue
+        if letter == "v":
+            args.transcript = True
+            continue
+        if letter in _FLAGS_IGNORED:
+            continue
+        if letter not in _WITH_ARG:
+            raise CLIError(f"unknown option -{letter}", Exit.USAGE)
+        # getopt: the value is the rest of this argument, or the next argument.
+        value = arg[i:]
+        i = len(arg)
+        if not value:
+            if not rest:
+                raise CLIError(f"option -{letter} needs a value", Exit.USAGE)
+            value = rest.pop(0)
+        if letter in "fr":
+            args.sender = value
+        elif letter == "F":
+            args.full_name = check_header_value("-F", value)
+        elif letter == "C":
+            args.config = value
+        elif letter == "a":
+            args.account = value
+        elif letter == "o":
+            args.ignore_dots |= value == "i"  # -oi; every other -o option is queue tuning
+        elif letter == "b" and value != "m":
+            raise CLIError(
+                f"-b{value} is not supported: postwire only sends mail (-bm)", Exit.USAGE
+            )
+
+
+def parse_sendmail_args(argv: Sequence[str]) -> SendmailArgs:
+    """Parse a sendmail command line (options end at ``--`` or the first recipient)."""
+    args = SendmailArgs()
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            args.recipients.extend(rest)
+            break
+        if arg.startswith("--"):
+            _long_option(args, arg, rest)
+        elif arg.startswith("-") and arg != "-":
+            _short_options(args, arg, rest)
+        else:
+            args.recipients.extend([arg, *rest])
+            break
+    return args
+
+
+def _read_stdin(ignore_dots: bool) -> bytes:
+    try:
+        data = sys.stdin.buffer.read()
+    except OSError as exc:
+        raise CLIError(f"cannot read the message on stdin: {exc.strerror}", Exit.IOERR) from None
+    if ignore_dots:
+        return data
+    # Without -i, sendmail ends the message at a line holding only ".".
+    lines = data.splitlines(keepends=True)
+    for n, line in enumerate(lines):
+        if line.rstrip(b"\r\n") == b".":
+            return b"".join(lines[:n])
+    return data
+
+
+def _outgoing(args: SendmailArgs, settings: Settings, data: bytes) -> Outgoing:
+    pairs = parse_addresses("recipient", args.recipients)
+    recipients = [addr for _, addr in pairs]
+    header_sender, header_rcpts = envelope_from_headers(data)
+    if args.extract:
+        recipients += [r for r in header_rcpts if r not in recipients]
+    if not recipients:
+        raise CLIError("no recipients: give them as arguments, or use -t", Exit.USAGE)
+    for addr in recipients:
+        if addr.startswith("-"):
+            raise CLIError(f"a recipient may not start with '-': {addr!r}", Exit.DATAERR)
+    null_sender = args.sender is not None and args.sender.strip() in ("<>", "")
+    if null_sender:
+        sender = ""  # the null reverse-path, for bounces (RFC 5321 §4.5.5)
+    elif args.sender is not None:
+        pairs = parse_addresses("-f", [args.sender])
+        if len(pairs) != 1:
+            raise CLIError(f"-f: give one address, not {args.sender!r}", Exit.USAGE)
+        sender = pairs[0][1]
+    else:
+        sender = settings.sender or header_sender or ""
+    if not sender and not null_sender:
+        raise CLIError(
+            "no sender: give -f ADDRESS, set from in the config (or POSTWIRE_FROM), "
+            "or put a From field in the message",
+            Exit.USAGE,
+        )
+    content = add_missing_headers(strip_bcc(data), sender, args.full_name)
+    return Outgoing(content, sender, recipients)
+
+
+def run_sendmail_mode(argv: Sequence[str]) -> int:
+    """Run sendmail mode with ``argv`` (without the program name); returns the exit code."""
+    try:
+        args = parse_sendmail_args(argv)
+        if args.help:
+            print(USAGE + "\n" + EXIT_TABLE)
+            return Exit.OK
+        settings = load_settings(Settings(), config=args.config, account=args.account)
+        message = _outgoing(args, settings, _read_stdin(args.ignore_dots))
+        target = target_from(settings, missing_password=Exit.CONFIG)
+        transcript = Transcript(sys.stderr) if args.transcript else None
+        result = send_one(target, message, transcript)
+    except Exception as exc:
+        code = exit_code_for(exc)
+        if code == Exit.SOFTWARE:
+            raise
+        print_error(exc)
+        return code
+    refused = result["refused"]
+    assert isinstance(refused, dict)
+    for addr, reply in refused.items():
+        print_error(f"recipient refused: {addr}: {reply['code']} {one_line(reply['text'])}")
+    return int(str(result["exit_code"]))
