@@ -11,6 +11,7 @@ from typing import TextIO
 
 from .._core.reply import Reply
 from ..errors import SMTPError
+from .exits import Exit, exit_code_for
 
 __all__ = [
     "Progress",
@@ -180,3 +181,20 @@ class Progress:
 
     def finish(self) -> None:
         self.interrupt()
+
+
+def report_failure(
+    exc: Exception, *, as_json: bool, extra: dict[str, object] | None = None
+) -> int:
+    """Say why a command failed (stderr, and JSON on stdout when asked); return its exit code.
+
+    An unexpected error (exit 70, a bug) is raised again, so its traceback is seen.
+    """
+    code = exit_code_for(exc)
+    if code == Exit.SOFTWARE:
+        raise exc
+    print_error(exc)
+    if as_json:
+        failure = {"ok": False, **(extra or {}), "error": error_json(exc, code)}
+        print_json({**failure, "exit_code": code})
+    return code

@@ -25,8 +25,8 @@ from .connection import (
     settings_from_args,
     target_from,
 )
-from .exits import Exit, exit_code_for
-from .output import Transcript, error_json, one_line, print_error, print_json
+from .exits import Exit
+from .output import Transcript, one_line, print_error, print_json, report_failure
 from .x509 import parse_certificate
 
 __all__ = ["add_parser", "run"]
@@ -213,15 +213,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             client.quit()
     except Exception as exc:
-        code = exit_code_for(exc)
-        if code == Exit.SOFTWARE:
-            raise
-        print_error(exc)
-        if args.json:
-            greeting = _reply(transcript.server_lines())
-            error = error_json(exc, code)
-            print_json({"ok": False, "greeting": greeting, "error": error, "exit_code": code})
-        return code
+        greeting = _reply(transcript.server_lines())
+        return report_failure(exc, as_json=args.json, extra={"greeting": greeting})
     if args.json:
         print_json(report)
     else:

@@ -22,7 +22,7 @@ from .connection import (
     settings_from_args,
     target_from,
 )
-from .exits import CLIError, Exit, exit_code_for
+from .exits import CLIError, Exit
 from .message import (
     build_message,
     check_header_value,
@@ -32,7 +32,7 @@ from .message import (
     read_input,
     strip_bcc,
 )
-from .output import Transcript, error_json, print_error, print_json
+from .output import Transcript, print_json, report_failure
 
 __all__ = ["add_parser", "run"]
 
@@ -239,13 +239,7 @@ def run(args: argparse.Namespace) -> int:
             transcript = Transcript(sys.stderr) if args.transcript else None
             data = send_one(target, message, transcript)
     except Exception as exc:
-        code = exit_code_for(exc)
-        if code == Exit.SOFTWARE:
-            raise
-        print_error(exc)
-        if args.json:
-            print_json({"ok": False, "error": error_json(exc, code), "exit_code": code})
-        return code
+        return report_failure(exc, as_json=args.json)
     code = int(str(data["exit_code"]))
     if args.json:
         print_json({"ok": code == Exit.OK, **data})

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from .config import Settings, load_settings
 from .connection import target_from
-from .exits import EXIT_TABLE, CLIError, Exit, exit_code_for
+from .exits import EXIT_TABLE, CLIError, Exit
 from .message import (
     add_missing_headers,
     check_header_value,
@@ -36,7 +36,7 @@ from .message import (
     parse_addresses,
     strip_bcc,
 )
-from .output import Transcript, one_line, print_error
+from .output import Transcript, one_line, print_error, report_failure
 from .send import Outgoing, send_one
 
 __all__ = ["SendmailArgs", "parse_sendmail_args", "run_sendmail_mode"]
@@ -209,11 +209,7 @@ def run_sendmail_mode(argv: Sequence[str]) -> int:
         transcript = Transcript(sys.stderr) if args.transcript else None
         result = send_one(target, message, transcript)
     except Exception as exc:
-        code = exit_code_for(exc)
-        if code == Exit.SOFTWARE:
-            raise
-        print_error(exc)
-        return code
+        return report_failure(exc, as_json=False)
     refused = result["refused"]
     assert isinstance(refused, dict)
     for addr, reply in refused.items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .job import SendmailJob
@@ -64,13 +63,9 @@ class SendmailPort(io.TextIOWrapper):
         if not self.closed:
             super().close()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
+    def __exit__(self, *exc_info: object) -> None:
+        # A failure while writing abandons the message (sendmail is killed).
+        if exc_info[0] is None:
             self.close()
         else:
             self.abort()
