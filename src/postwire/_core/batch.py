@@ -39,12 +39,11 @@ OnResult = Callable[[int, Outcome], None]
 _DATA = c.Data()
 
 
-@dataclass(slots=True)
-class _Flight:
-    """A message whose replies are still owed."""
+@dataclass(slots=True, kw_only=True)
+class _Flight(TransactionReplies):
+    """A message whose replies are still owed (and what they decided so far)."""
 
     index: int
-    replies: TransactionReplies
     #: The connection's transaction number when this message's MAIL went out.
     tx: int
     size: int = 0
@@ -104,7 +103,7 @@ def send_batch(
             # MAIL and every RCPT (and DATA below) as one Send: one effect, one write.
             group = [conn.send(c.mail(env.sender, params))]
             flight = _Flight(
-                index, TransactionReplies(env.recipients), conn.transaction_id, env.size or 0
+                env.recipients, index=index, tx=conn.transaction_id, size=env.size or 0
             )
             group.extend(conn.send(c.rcpt(rcpt, env.rcpt_params)) for rcpt in env.recipients)
             if bdat:
@@ -149,10 +148,9 @@ def send_batch(
 
 def _take_group(conn: SMTPConnection, f: _Flight) -> None:
     """Take the MAIL and RCPT replies of ``f`` (they have arrived)."""
-    replies = f.replies
-    replies.mail = conn.next_reply()
-    for rcpt in replies.recipients:
-        replies.take_rcpt(rcpt, conn.next_reply())
+    f.mail = conn.next_reply()
+    for rcpt in f.recipients:
+        f.take_rcpt(rcpt, conn.next_reply())
 
 
 def _start_data(
@@ -163,12 +161,12 @@ def _start_data(
     previous: _Flight | None,
 ) -> Generator[Effect, Reply | None, None]:
     # The previous message's end of data, then MAIL, RCPT... and DATA: one Fill.
-    owed = 2 + len(f.replies.recipients) + (previous is not None)
+    owed = 2 + len(f.recipients) + (previous is not None)
     yield Fill(owed, Wait.DATA_END if previous is not None else Wait.COMMAND)
     if previous is not None:
         _end_of_data(previous, conn.next_reply(), on_result)
     _take_group(conn, f)
-    verdict = f.replies.after_data(conn.next_reply())
+    verdict = f.after_data(conn.next_reply())
     if isinstance(verdict, DataVerdict):
         f.verdict = verdict
         if verdict is DataVerdict.CONTENT:
@@ -184,7 +182,7 @@ def _start_data(
 
 
 def _end_of_data(f: _Flight, final: Reply, on_result: OnResult) -> None:
-    f.report(on_result, f.replies.after_end_of_data(final, f.verdict))
+    f.report(on_result, f.after_end_of_data(final, f.verdict))
 
 
 def _collect_data_end(f: _Flight, on_result: OnResult) -> Generator[Effect, Reply | None, None]:
@@ -196,9 +194,9 @@ def _collect_bdat(
     conn: SMTPConnection, f: _Flight, on_result: OnResult
 ) -> Generator[Effect, Reply | None, None]:
     assert f.body is not None
-    yield Fill(1 + len(f.replies.recipients) + f.body.replies, Wait.DATA_END)
+    yield Fill(1 + len(f.recipients) + f.body.replies, Wait.DATA_END)
     _take_group(conn, f)
-    outcome = f.replies.after_bdat([conn.next_reply() for _ in range(f.body.replies)])
+    outcome = f.after_bdat([conn.next_reply() for _ in range(f.body.replies)])
     f.report(on_result, outcome)
     # RFC 3030 §2: RSET after a failed BDAT, if no later transaction was started.
     failed = not isinstance(outcome, SendResult)

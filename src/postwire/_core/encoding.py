@@ -45,6 +45,9 @@ class LineNormalizer:
         if data.endswith(b"\r"):
             data = data[:-1]
             self._cr_pending = True
+        crlf = data.count(b"\r\n")
+        if crlf == data.count(b"\n") and crlf == data.count(b"\r"):
+            return data  # the usual case, inlined: this runs for every chunk
         return normalize_line_endings(data)
 
     def finish(self) -> bytes:
@@ -55,7 +58,7 @@ class LineNormalizer:
         return b""
 
 
-class DotStuffer:
+class DotStuffer(LineNormalizer):
     """Turns message content into DATA bytes, one chunk at a time.
 
     ``feed`` returns the encoded bytes for a chunk (CRLF line endings, a "."
@@ -64,10 +67,10 @@ class DotStuffer:
     one) followed by the terminating ``.CRLF``.
     """
 
-    __slots__ = ("_at_line_start", "_lines", "bytes_in")
+    __slots__ = ("_at_line_start", "bytes_in")
 
     def __init__(self) -> None:
-        self._lines = LineNormalizer()
+        self._cr_pending = False
         self._at_line_start = True
         #: Content bytes fed so far (before encoding).
         self.bytes_in = 0
@@ -76,7 +79,7 @@ class DotStuffer:
         if not chunk:
             return b""
         self.bytes_in += len(chunk)
-        data = self._lines.feed(chunk)
+        data = LineNormalizer.feed(self, chunk)
         if not data:
             return b""
         if b"\n." in data:
@@ -88,7 +91,7 @@ class DotStuffer:
 
     def finish(self) -> bytes:
         """The end of the content and the final ``.`` line."""
-        tail = self._lines.finish()
+        tail = LineNormalizer.finish(self)
         if tail or not self._at_line_start:
             self._at_line_start = True
             return b"\r\n.\r\n"

@@ -100,7 +100,8 @@ class TransactionReplies:
     @property
     def deliverable(self) -> bool:
         """MAIL and at least one RCPT were accepted: the content may go."""
-        return not self.mail_refused and bool(self.accepted)
+        mail = self.mail
+        return (mail is None or mail.is_positive) and bool(self.accepted)
 
     def refusal(self) -> SMTPError:
         """The error of a transaction whose sender or every recipient was refused."""
@@ -118,9 +119,10 @@ class TransactionReplies:
             raise closing("DATA", reply)
         if reply.is_positive:
             raise out_of_step(reply)
+        deliverable = self.deliverable
         if reply.code == 354:
-            return DataVerdict.CONTENT if self.deliverable else DataVerdict.LONE_DOT
-        return self.refusal() if not self.deliverable else DataError("DATA", reply)
+            return DataVerdict.CONTENT if deliverable else DataVerdict.LONE_DOT
+        return DataError("DATA", reply) if deliverable else self.refusal()
 
     def after_end_of_data(self, final: Reply, verdict: DataVerdict) -> SendResult | SMTPError:
         """What the reply to the final "." decides (RFC 5321 §4.1.1.4).
