@@ -701,3 +701,54 @@ def test_many_stops_trying_when_it_cannot_connect(env: dict[str, str], tmp_path:
     assert {m["error"]["type"] for m in data["messages"]} == {"ConnectError"}
     assert_no_traceback(done)
     assert done.stderr.splitlines()[-1] == "postwire: 2 more messages not sent: cannot connect"
+
+
+# -- certificate pinning (issue 10, item 8) -------------------------------------------------
+
+
+def test_tls_fingerprint_pins_a_server_without_its_ca(
+    capture: CaptureServer, env: dict[str, str]
+) -> None:
+    import hashlib
+
+    from postwire import Client
+
+    with Client("127.0.0.1", capture.port, cafile=capture.ca_file) as client:
+        info = client.tls_info()
+    assert info is not None and isinstance(info["peercert_der"], bytes)
+    pin = hashlib.sha256(info["peercert_der"]).hexdigest()
+    colons = ":".join(pin[i : i + 2] for i in range(0, 64, 2)).upper()
+    server = ["--server", f"127.0.0.1:{capture.port}"]
+    message = ["--from", "a@example.org", "--to", "b@example.org", "--subject", "pinned"]
+    done = run_cli(["send", *server, "--tls-fingerprint", colons, *auth_args(), *message], env)
+    assert done.returncode == 0, done.stderr
+    assert capture.wait_for(1)[0].tls
+    wrong = run_cli(["send", *server, "--tls-fingerprint", "ab" * 32, *auth_args(), *message], env)
+    assert wrong.returncode != 0 and "fingerprint" in wrong.stderr
+    bad = run_cli(["send", *server, "--tls-fingerprint", "xyz", *message], env)
+    assert bad.returncode == 64 and "64 hex digits" in bad.stderr
+    assert len(capture.messages) == 1
+
+
+def test_tls_fingerprint_from_the_config_file(
+    capture: CaptureServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    import hashlib
+
+    from postwire import Client
+
+    with Client("127.0.0.1", capture.port, cafile=capture.ca_file) as client:
+        info = client.tls_info()
+    assert info is not None and isinstance(info["peercert_der"], bytes)
+    pin = hashlib.sha256(info["peercert_der"]).hexdigest()
+    config = tmp_path / "pinned.toml"
+    config.write_text(
+        f'[accounts.a]\nserver = "127.0.0.1:{capture.port}"\ntls_fingerprint = "{pin}"\n'
+        f'user = "{USER}"\npassword_env = "SMTP_PW"\n'
+    )
+    done = run_cli(
+        ["send", "--config", str(config), "--from", "a@x.org", "--to", "b@x.org", "--subject", "p"],
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert capture.wait_for(1)[0].auth_user == USER

@@ -22,6 +22,7 @@ __all__ = [
     "AuthenticationError",
     "CancelledSend",
     "CertificateError",
+    "ConfigError",
     "ConnectError",
     "ConnectTimeout",
     "DataError",
@@ -31,6 +32,7 @@ __all__ = [
     "LocalProtocolError",
     "MessageTooLarge",
     "NoCommonMechanism",
+    "NoPasswordSource",
     "PlaintextAuthRefused",
     "PossiblyDelivered",
     "ProtocolError",
@@ -250,3 +252,14 @@ class ReplySyntaxError(ValueError):
 
 class LocalProtocolError(RuntimeError):
     """postwire itself tried something the protocol state does not allow (a bug)."""
+
+
+class ConfigError(ValueError):
+    """A configuration (a config file, an account, a URL, an environment variable) is unusable.
+
+    The message names where the bad setting was found; it never shows a password.
+    """
+
+
+class NoPasswordSource(ConfigError):
+    """A user name is configured, but nothing says where its password comes from."""

@@ -5,16 +5,25 @@ from __future__ import annotations
 import hashlib
 import ssl
 from pathlib import Path
+from typing import Literal, get_args
 
 from .._core.errors import CertificateError, TLSError
 
 __all__ = [
+    "TLS_MODES",
+    "TLSMode",
     "check_fingerprint",
     "describe_tls",
     "explain_tls_error",
     "make_context",
     "normalize_fingerprint",
 ]
+
+
+#: How a client uses TLS: ``starttls`` (required, never plain text), ``implicit``
+#: (from the first byte, RFC 8314), ``opportunistic`` (when offered) or ``none``.
+TLSMode = Literal["starttls", "implicit", "opportunistic", "none"]
+TLS_MODES: tuple[str, ...] = get_args(TLSMode)
 
 
 def make_context(cafile: str | Path | None = None, *, pinned: bool = False) -> ssl.SSLContext:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import ssl
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from .._core.envelope import SendResult
-from .._net.tls import make_context
+from .._core.errors import ConfigError, NoPasswordSource
+from .._net.tls import make_context, normalize_fingerprint
 from ..client import Client, TLSMode
-from .config import TLS_MODES, Settings, load_settings, parse_server, read_password
+from ..config import TLS_MODES, Settings, load_settings, parse_server, read_password
 from .exits import CLIError, Exit
 from .output import Transcript, one_line, reply_json
 
@@ -40,6 +44,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _fingerprint(text: str) -> str:
+    try:
+        return normalize_fingerprint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_connection_options(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
     """Add ``--server`` (unless ``server=False``), ``--tls``, ``--cafile`` and the like."""
     group = parser.add_argument_group("connection")
@@ -56,6 +67,13 @@ def add_connection_options(parser: argparse.ArgumentParser, *, server: bool = Tr
         "opportunistic (STARTTLS when offered), none",
     )
     group.add_argument("--cafile", metavar="PATH", help="trust this CA file (PEM)")
+    group.add_argument(
+        "--tls-fingerprint",
+        type=_fingerprint,
+        metavar="SHA256",
+        help="pin the server certificate's SHA-256 fingerprint (hex, colons allowed); "
+        "without --cafile it replaces chain verification (a self-signed server)",
+    )
     group.add_argument(
         "--timeout",
         type=_positive,
@@ -109,6 +127,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         server=get.get("server"),
         tls=get.get("tls"),
         cafile=get.get("cafile"),
+        tls_fingerprint=get.get("tls_fingerprint"),
         user=get.get("user"),
         password_env=get.get("password_env"),
         password_file=get.get("password_file"),
@@ -129,6 +148,7 @@ class Target:
     tls: TLSMode
     ssl_context: ssl.SSLContext | None
     cafile: str | None
+    tls_fingerprint: str | None
     timeout: float
     user: str | None
     password: str | None
@@ -158,23 +178,42 @@ def target_from(
     context = None
     if tls != "none":
         try:
-            context = make_context(settings.cafile)
+            context = make_context(settings.cafile, pinned=settings.tls_fingerprint is not None)
         except (OSError, ssl.SSLError) as exc:
             reason = getattr(exc, "strerror", None) or one_line(exc)
             message = f"cannot load the CA file {settings.cafile}: {reason}"
             raise CLIError(message, Exit.CONFIG) from None
-    password = read_password(settings, host, missing=missing_password) if auth else None
+    password = None
+    if auth:
+        prompt = _prompt if settings.password_prompt or sys.stdin.isatty() else None
+        try:
+            password = read_password(settings, host, prompt=prompt)
+        except NoPasswordSource as exc:
+            raise CLIError(str(exc), missing_password) from None
     return Target(
         host=host,
         port=port,
         tls=tls,
         ssl_context=context,
         cafile=settings.cafile,
+        tls_fingerprint=settings.tls_fingerprint,
         timeout=settings.timeout or DEFAULT_TIMEOUT,
         user=settings.user if auth else None,
         password=password,
         allow_plaintext_auth=bool(settings.allow_plaintext_auth),
     )
+
+
+def _prompt(user: str, host: str) -> str:
+    """Ask for the password on the terminal (never echoed)."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR))
+    except OSError:
+        raise CLIError("no terminal to ask for the password on", Exit.USAGE) from None
+    try:
+        return getpass.getpass(f"password for {user} at {host}: ")
+    except EOFError:
+        raise ConfigError("no password given at the prompt") from None
 
 
 def make_client(
@@ -186,6 +225,7 @@ def make_client(
         target.port,
         tls=target.tls,
         ssl_context=ssl_context or target.ssl_context,
+        tls_fingerprint=target.tls_fingerprint,
         username=target.user,
         password=target.password,
         allow_plaintext_auth=target.allow_plaintext_auth,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 
 from ..errors import (
+    ConfigError,
     ConnectError,
     DataError,
     ExtensionNotSupported,
@@ -113,6 +114,8 @@ def exit_code_for(exc: BaseException) -> int:
         return exc.code
     if isinstance(exc, SMTPError):
         return _smtp_code(exc)
+    if isinstance(exc, ConfigError):
+        return Exit.CONFIG
     if isinstance(exc, NoCommonMechanism):
         return Exit.NOPERM
     if isinstance(exc, ValueError):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .._core.envelope import SendResult
 from ..client import Client
+from ..config import Settings
 from ..errors import PossiblyDelivered, ServerDisconnected
-from .config import Settings
 from .connection import Target, make_client, result_exit_code, result_json, target_from
 from .exits import CLIError, Exit, exit_code_for
 from .output import Progress, Transcript, error_json, one_line, print_error, print_json

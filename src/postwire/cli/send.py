@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._core.message import prepare_message
-from .config import Settings
+from ..config import Settings
 from .connection import (
     Target,
     add_auth_options,

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .config import Settings, load_settings
+from ..config import Settings, load_settings
 from .connection import target_from
 from .exits import EXIT_TABLE, CLIError, Exit
 from .message import (

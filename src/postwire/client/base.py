@@ -12,7 +12,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, TypeVar
 
 from .._core.commands import Ehlo, params_from
 from .._core.connection import SMTPConnection
@@ -28,15 +28,16 @@ from .._core.sasl import Mechanism, choose_mechanism
 from .._core.state import State
 from .._core.timeouts import Timeouts
 from .._core.transaction import transaction
-from .._net.tls import check_fingerprint, make_context, normalize_fingerprint
+from .._net.tls import TLS_MODES, TLSMode, check_fingerprint, make_context, normalize_fingerprint
+from ..config import account_options, url_options
 from .transcript import Tracer
 
 __all__ = ["TLS_MODES", "BaseClient", "OAuth2Token", "TLSMode", "greeting_hint", "unpack_item"]
 
 logger = logging.getLogger("postwire")
 
-TLSMode = Literal["starttls", "implicit", "opportunistic", "none"]
-TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
+C = TypeVar("C", bound="BaseClient")
+
 #: A bearer token, or a provider called right before AUTH (``AsyncClient``: may be async).
 OAuth2Token = str | Callable[[], str] | Callable[[], Awaitable[str]]
 #: States after which a connection is never used again.
@@ -140,6 +141,30 @@ class BaseClient:
         self._tracer = Tracer(transcript)
         self._conn = None
         self.ehlo_reply: Reply | None = None
+
+    @classmethod
+    def from_url(cls: type[C], url: str, **overrides: Any) -> C:
+        """A client for the server an SMTP URL names (not connected yet).
+
+        ``smtps://user:password@host:port`` (implicit TLS), ``smtp+starttls://``
+        (STARTTLS required) or ``smtp://`` with ``?tls=``; other query options
+        are listed in :mod:`postwire.config.url`.  ``overrides`` are keyword
+        arguments of the constructor; one that is ``None`` keeps the URL's value.
+        """
+        return cls(**url_options(url, overrides))
+
+    @classmethod
+    def from_account(
+        cls: type[C], account: str | None = None, *, config: str | None = None, **overrides: Any
+    ) -> C:
+        """A client for an account of the config file the command line reads (not connected).
+
+        ``account=None`` takes the file's default account; ``config`` names
+        the file (else ``$POSTWIRE_CONFIG``, else ``~/.config/postwire/config.toml``),
+        and the ``POSTWIRE_*`` variables apply on top.  The password is read from
+        the account's source now.  ``overrides`` as for :meth:`from_url`.
+        """
+        return cls(**account_options(account, config, overrides))
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"

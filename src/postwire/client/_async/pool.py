@@ -15,18 +15,20 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from ..._core.envelope import SendResult
 from ..._core.errors import SMTPError
 from ..._core.outcomes import content_rereadable, may_resend_elsewhere
 from ..._core.pooling import Action, PoolPolicy, RateLimiter, Record
+from ...config import account_options, url_options
 from .._concurrency import AsyncLock, AsyncQueue, AsyncSemaphore, AsyncWorkers, asleep
 from .client import AsyncClient
 
 __all__ = ["AsyncPool"]
 
 Outcome = SendResult | BaseException
+P = TypeVar("P", bound="AsyncPool")
 Chunk = list[tuple[int, object]]
 
 #: Messages a worker takes from ``send_many`` at a time (pipelined on its connection).
@@ -75,6 +77,21 @@ class AsyncPool:
         self._slots = AsyncSemaphore(max_connections)
         self._closed = False
         self._created = 0
+
+    @classmethod
+    def from_url(cls: type[P], url: str, **overrides: Any) -> P:
+        """A pool for the server an SMTP URL names (see the client's ``from_url``).
+
+        ``overrides`` are pool or client keyword arguments; ``None`` keeps the URL's value.
+        """
+        return cls(**url_options(url, overrides))
+
+    @classmethod
+    def from_account(
+        cls: type[P], account: str | None = None, *, config: str | None = None, **overrides: Any
+    ) -> P:
+        """A pool for an account of the config file (see the client's ``from_account``)."""
+        return cls(**account_options(account, config, overrides))
 
     # -- connections -----------------------------------------------------------------------
 

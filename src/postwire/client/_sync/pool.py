@@ -17,18 +17,20 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from ..._core.envelope import SendResult
 from ..._core.errors import SMTPError
 from ..._core.outcomes import content_rereadable, may_resend_elsewhere
 from ..._core.pooling import Action, PoolPolicy, RateLimiter, Record
+from ...config import account_options, url_options
 from .._concurrency import Lock, Queue, Semaphore, Workers, sleep
 from .client import Client
 
 __all__ = ["Pool"]
 
 Outcome = SendResult | BaseException
+P = TypeVar("P", bound="Pool")
 Chunk = list[tuple[int, object]]
 
 #: Messages a worker takes from ``send_many`` at a time (pipelined on its connection).
@@ -77,6 +79,21 @@ class Pool:
         self._slots = Semaphore(max_connections)
         self._closed = False
         self._created = 0
+
+    @classmethod
+    def from_url(cls: type[P], url: str, **overrides: Any) -> P:
+        """A pool for the server an SMTP URL names (see the client's ``from_url``).
+
+        ``overrides`` are pool or client keyword arguments; ``None`` keeps the URL's value.
+        """
+        return cls(**url_options(url, overrides))
+
+    @classmethod
+    def from_account(
+        cls: type[P], account: str | None = None, *, config: str | None = None, **overrides: Any
+    ) -> P:
+        """A pool for an account of the config file (see the client's ``from_account``)."""
+        return cls(**account_options(account, config, overrides))
 
     # -- connections -----------------------------------------------------------------------
 

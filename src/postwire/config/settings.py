@@ -1,0 +1,79 @@
+"""Connection settings in layers: what a config file, the environment or a caller gives.
+
+``None`` means "not given at this layer", so layers can be stacked with
+:meth:`Settings.over`; a password source given at one layer replaces every
+source of the layers below (so that a command-line ``--password-env`` is not
+mixed with the config file's ``password_command``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .._net.tls import TLS_MODES
+
+__all__ = ["PASSWORD_KEYS", "TLS_MODES", "Settings", "parse_server"]
+
+#: The settings that say where a password comes from (never the password itself).
+PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password_prompt")
+
+
+@dataclass
+class Settings:
+    """Connection settings; ``None`` means "not given at this layer"."""
+
+    server: str | None = None
+    tls: str | None = None
+    cafile: str | None = None
+    tls_fingerprint: str | None = None
+    user: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    password_command: str | None = None
+    password_prompt: bool | None = None
+    sender: str | None = None
+    timeout: float | None = None
+    allow_plaintext_auth: bool | None = None
+
+    def over(self, lower: Settings) -> Settings:
+        """These settings on top of ``lower`` (a password source replaces all lower ones)."""
+        merged = dataclasses.replace(lower)
+        if any(getattr(self, key) is not None for key in PASSWORD_KEYS):
+            for key in PASSWORD_KEYS:
+                setattr(merged, key, None)
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if value is not None:
+                setattr(merged, item.name, value)
+        return merged
+
+    @property
+    def has_password_source(self) -> bool:
+        return any(getattr(self, key) for key in PASSWORD_KEYS)
+
+
+def parse_server(text: str, tls: str) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address -> (host, port).
+
+    Without a port: 465 for implicit TLS (RFC 8314 §3.3), 587 for STARTTLS
+    (submission, RFC 6409), 25 otherwise.
+    """
+    text = text.strip()
+    port_text = ""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"bad server address {text!r}: expected [IPv6]:port")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host = text  # a name, an IPv4 address or a bare IPv6 address
+    if not host or any(ch.isspace() or ch in "/@" for ch in host):
+        raise ValueError(f"bad server address {text!r}: expected host[:port]")
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"bad port in server address {text!r}")
+        return host, int(port_text)
+    return host, {"implicit": 465, "starttls": 587}.get(tls, 25)
