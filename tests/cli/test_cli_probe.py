@@ -10,8 +10,8 @@ import pytest
 import trustme
 
 from postwire.capture import CaptureServer
-from postwire.config import parse_server
 from postwire.cli.x509 import parse_certificate
+from postwire.config import parse_server
 from servers.postfix import PostfixServer
 from test_cli_support import cli_env, one_error_line, run_cli
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,11 +77,12 @@ def test_t_i_reads_recipients_from_the_header(capture: CaptureServer, env: dict[
     assert msg.rcpt_tos == ["bob@example.org", "carol@example.org", "audit@example.org"]
     assert msg.tls and msg.auth_user == USER
     assert b"Bcc" not in msg.data and b"audit@" not in msg.data
-    # -i: the lone "." is content; From and Date were added as sendmail adds them.
+    # -i: the lone "." is content; From, Date and Message-ID were added as sendmail adds them.
     assert msg.data.endswith(b"all good\r\n.\r\nafter the dot line\r\n")
     parsed = msg.email()
     assert parsed["From"] == "cron@host.example"
     assert parsed["Date"] is not None
+    assert parsed["Message-ID"].endswith("@host.example>")
 
 
 def test_without_i_a_dot_line_ends_the_message(capture: CaptureServer, env: dict[str, str]) -> None:
@@ -269,4 +271,10 @@ password_env = "ALICE_PW"
     assert done.returncode == 0, done.stderr
     delivered = [strip_trace(raw) for raw in postfix_inbox.wait_for_messages(2)]
     expected = message.replace(b"Bcc: bob@test.example\n", b"").replace(b"\n", b"\r\n")
-    assert delivered == [expected, expected]  # alice and (Bcc) bob each got it, Bcc removed
+    # Alice and (Bcc) Bob each got it, Bcc removed, and a Message-ID added (as Postfix's own
+    # sendmail does for local submissions) in the sender's domain, the same in both copies.
+    first_lines = {raw.split(b"\r\n", 1)[0] for raw in delivered}
+    assert len(first_lines) == 1
+    (msg_id_line,) = first_lines
+    assert re.fullmatch(rb"Message-ID: <[a-z2-7.]+@client\.example>", msg_id_line)
+    assert [raw.split(b"\r\n", 1)[1] for raw in delivered] == [expected, expected]

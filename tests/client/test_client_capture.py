@@ -630,3 +630,44 @@ def test_send_header_and_lines_from_postwire_head(start_capture: StartCapture) -
     assert first.mail_from == "ada@example.org"
     assert first.data == header.encode() + b"Hello,\r\n.dotted\r\n\r\nbye\r\n"
     assert second.rcpt_tos == ["dave@example.org"]
+
+
+# -- Date and Message-ID (issue 10, item 3) --------------------------------------------------
+
+
+def test_email_message_without_date_or_message_id_gets_both(
+    start_capture: StartCapture,
+) -> None:
+    import email.utils
+    from email.message import EmailMessage
+
+    server = start_capture(tls="none")
+    msg = EmailMessage()
+    msg["From"] = "Ada <ada@example.org>"
+    msg["To"] = "b@example.net"
+    msg["Subject"] = "no ids"
+    msg.set_content("hello\n")
+    kept = EmailMessage()
+    kept["From"] = "ada@example.org"
+    kept["To"] = "b@example.net"
+    kept["Date"] = "Mon, 01 Jan 2024 00:00:00 +0000"
+    kept["Message-ID"] = "<mine@example.org>"
+    kept.set_content("kept\n")
+    raw = b"From: ada@example.org\r\nSubject: raw\r\n\r\nbytes go as they are\r\n"
+    with Client(HOST, server.port, tls="none", timeout=TIMEOUT) as client:
+        client.send(msg)
+        client.send(kept)
+        client.send(raw, sender="ada@example.org", recipients=["b@example.net"])
+    with Client(
+        HOST, server.port, tls="none", timeout=TIMEOUT, add_date_and_message_id=False
+    ) as client:
+        client.send(msg)
+    first, second, third, fourth = server.wait_for(4)
+    stamped = first.email()
+    assert stamped["Message-ID"].endswith("@example.org>")
+    assert email.utils.parsedate_to_datetime(stamped["Date"]) is not None
+    assert "Message-ID" not in msg and "Date" not in msg  # the caller's object is unchanged
+    assert second.email()["Message-ID"] == "<mine@example.org>"
+    assert second.email()["Date"] == "Mon, 01 Jan 2024 00:00:00 +0000"
+    assert third.data == raw
+    assert fourth.email()["Message-ID"] is None and fourth.email()["Date"] is None

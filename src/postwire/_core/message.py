@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from .commands import Params
 from .envelope import Envelope
+from .identification import add_missing_fields, domain_of
 
 __all__ = ["Content", "PreparedMessage", "prepare_message"]
 
@@ -91,8 +92,14 @@ def prepare_message(
     recipients: Sequence[str] | None = None,
     mail_params: Params = (),
     rcpt_params: Params = (),
+    identify_in: str | None = None,
 ) -> PreparedMessage:
-    """Validate ``message`` and find its envelope. Raises before any I/O."""
+    """Validate ``message`` and find its envelope. Raises before any I/O.
+
+    With ``identify_in`` (a domain), an ``EmailMessage`` without Date or
+    Message-ID gets them (:mod:`postwire._core.identification`); the
+    Message-ID's domain is the sender's, else ``identify_in``.
+    """
     if isinstance(recipients, str):
         raise TypeError("recipients must be a list of addresses, not a str")
     if isinstance(message, email.message.Message):
@@ -101,6 +108,8 @@ def prepare_message(
         rcpts = list(found_rcpts if recipients is None else recipients)
         intl = not sender.isascii() or not all(r.isascii() for r in rcpts)
         data = serialize(message, utf8=intl)
+        if identify_in is not None:
+            data, _ = add_missing_fields(data, domain=domain_of(sender, identify_in))
         env = Envelope(
             sender, tuple(rcpts), len(data), not data.isascii(), intl, mail_params, rcpt_params
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import mimetypes
 import re
+import socket
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from email import policy
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._core.chars import LINE_BREAK_OR_NUL
+from .._core.identification import add_missing_fields, domain_of
 from .._core.message import envelope_from_message
 from .exits import CLIError, Exit
 
@@ -244,17 +246,14 @@ def has_header(data: bytes, name: str) -> bool:
 
 
 def add_missing_headers(data: bytes, sender: str, full_name: str | None) -> bytes:
-    """Add From (with ``full_name``) and Date when missing, as sendmail does (RFC 5322 §3.6)."""
-    added: list[str] = []
-    if sender and not has_header(data, "From"):
-        added.append("From: " + email.utils.formataddr((full_name or "", sender)))
-    if not has_header(data, "Date"):
-        added.append("Date: " + email.utils.formatdate(localtime=True))
-    if not added:
+    """Add From (with ``full_name``), Date and Message-ID when missing, as sendmail does.
+
+    Postfix's cleanup adds the same three to locally submitted mail (RFC 5322
+    §3.6); the Message-ID's domain is the sender's, else this host's name.
+    """
+    data, _ = add_missing_fields(data, domain=domain_of(sender, socket.gethostname()))
+    if not sender or has_header(data, "From"):
         return data
-    eol = "\r\n" if b"\r\n" in data[:4096] else "\n"
-    prefix = "".join(line + eol for line in added).encode("utf-8")
-    head, _ = _split(data)
-    if not head or not _FIELD.match(head[0]):  # no header at all: end the new one
-        prefix += eol.encode("ascii")
-    return prefix + data
+    eol = b"\r\n" if b"\r\n" in data[:4096] else b"\n"
+    from_field = "From: " + email.utils.formataddr((full_name or "", sender))
+    return from_field.encode("utf-8") + eol + data

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -78,6 +79,10 @@ class BaseClient:
         source_address: the local (host, port) to connect from.
         pipelining, chunking: use PIPELINING / CHUNKING when offered.
         transcript: a callable receiving each transcript line (AUTH hidden).
+        add_date_and_message_id: give an ``EmailMessage`` that has no Date or
+            no Message-ID one (RFC 5322 §3.6.1, §3.6.4), as mail programs do;
+            the Message-ID's domain is the sender's.  Bytes, files and
+            iterables are always sent as they are.
     """
 
     _conn: SMTPConnection | None
@@ -104,6 +109,7 @@ class BaseClient:
         pipelining: bool = True,
         chunking: bool = True,
         transcript: Callable[[str], None] | None = None,
+        add_date_and_message_id: bool = True,
     ) -> None:
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
@@ -138,6 +144,7 @@ class BaseClient:
         self.source_address = source_address
         self.pipelining = pipelining
         self.chunking = chunking
+        self.add_date_and_message_id = add_date_and_message_id
         self._tracer = Tracer(transcript)
         self._conn = None
         self.ehlo_reply: Reply | None = None
@@ -279,8 +286,8 @@ class BaseClient:
             except (ValueError, TypeError) as exc:
                 yield index, exc
 
-    @staticmethod
     def _prepare(
+        self,
         message: object,
         sender: str | None,
         recipients: Sequence[str] | None,
@@ -295,7 +302,13 @@ class BaseClient:
             recipients=recipients,
             mail_params=params_from(mail_options or {}),
             rcpt_params=params_from(rcpt_options or {}),
+            identify_in=self._own_domain() if self.add_date_and_message_id else None,
         )
+
+    def _own_domain(self) -> str:
+        """The domain for a Message-ID when the sender has none: the EHLO name or host name."""
+        # socket.gethostname() reads a kernel value: it never blocks on DNS.
+        return self.local_hostname or socket.gethostname()
 
 
 def unpack_item(item: object) -> tuple[object, str | None, Sequence[str] | None]:
