@@ -25,7 +25,7 @@ from .._core.message import PreparedMessage, envelope_from_message, prepare_mess
 from .._core.outcomes import may_resend_in_lock_step
 from .._core.procedures import check_credentials_protected
 from .._core.reply import Reply
-from .._core.sasl import Mechanism, choose_mechanism
+from .._core.sasl import Mechanism, check_credential, choose_mechanism
 from .._core.state import State
 from .._core.timeouts import Timeouts
 from .._core.transaction import transaction
@@ -119,6 +119,10 @@ class BaseClient:
             port = 465 if tls == "implicit" else 25
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ValueError(f"port must be an int from 1 to 65535, not {port!r}")
+        check_credential(username, "username")
+        check_credential(password, "password")
+        if isinstance(oauth2_token, str) or oauth2_token is None:
+            check_credential(oauth2_token, "oauth2_token")
         if password is not None and username is None:
             raise ValueError("password given without username")
         if username is not None and password is None and oauth2_token is None:

@@ -30,6 +30,7 @@ from .oauth import OAuthBearer, XOAuth2
 from .password import CramMD5, Login, Plain
 from .saslprep import saslprep
 from .scram import MAX_SCRAM_ITERATIONS, ScramSHA256
+from .text import check_credential
 
 __all__ = [
     "CANCEL",
@@ -44,6 +45,7 @@ __all__ = [
     "Plain",
     "ScramSHA256",
     "XOAuth2",
+    "check_credential",
     "choose_mechanism",
     "decode_challenge",
     "encode_payload",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..chars import CONTROL
 
-__all__ = ["no_controls", "printable", "required_text", "saslname", "utf8"]
+__all__ = ["check_credential", "no_controls", "printable", "required_text", "saslname", "utf8"]
 
 
 def required_text(value: object, what: str, *, allow_empty: bool = False) -> str:
@@ -36,6 +36,27 @@ def no_controls(value: str, what: str) -> str:
     if CONTROL.search(value):
         raise ValueError(f"the {what} must not contain control characters")
     return value
+
+
+def check_credential(value: object, what: str) -> None:
+    """Refuse a user name, password or token that no server can be sent, before any connection.
+
+    RFC 4013 §2.3 (SASLprep) prohibits every control character, and CR or LF
+    would end the AUTH line.  The usual culprit is a secret read from a file
+    with its trailing newline, which would otherwise fail only at AUTH time.
+    The message names the argument, never its value.
+    """
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"the {what} must be a str, not {type(value).__name__}")
+    match = CONTROL.search(value)
+    if match is not None:
+        where = "at its end" if match.start() == len(value) - 1 else f"at {match.start()}"
+        raise ValueError(
+            f"the {what} contains a control character ({ord(match.group()):#04x}) {where}: "
+            "RFC 4013 §2.3 prohibits them (a secret read from a file may keep its newline)"
+        )
 
 
 def saslname(value: str) -> str:

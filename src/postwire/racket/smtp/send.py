@@ -25,7 +25,7 @@ from ..._core.commands import Ehlo
 from ..._core.connection import SMTPConnection
 from ..._core.envelope import Envelope, SendResult
 from ..._core.names import ehlo_name
-from ..._core.sasl import Mechanism, Plain, XOAuth2
+from ..._core.sasl import Mechanism, Plain, XOAuth2, check_credential
 from ..._core.timeouts import Timeouts
 from ..._core.transaction import transaction
 from ..._net.ports import PortsStream, TLSPort
@@ -170,27 +170,25 @@ def smtp_send_message(
             _line_bytes(line)
     if auth_user is not None and auth_passwd is None:
         raise ValueError("smtp_send_message: auth_passwd is None; a password (or token) is needed")
-    envelope = Envelope(sender, rcpts, None, False)  # validates CR/LF before connecting
-    hook = smtp_sending_end_of_message()
+    # Everything is checked before connecting: the envelope (CR/LF), the credentials.
+    request = _SendRequest(
+        envelope=Envelope(sender, rcpts, None, False),
+        header=head,
+        message=message,
+        auth_user=auth_user,
+        auth_passwd=auth_passwd,
+        xoauth2=xoauth2,
+        tls_encode=tls_encode,
+        timeouts=Timeouts.uniform(timeout),
+        hook=smtp_sending_end_of_message(),
+        cancel=cancel,
+        allow_plaintext_auth=allow_plaintext_auth,
+    )
     connect = tcp_connect or (lambda host, port: open_socket(host, port, timeout))
     token = current_server.set(server_address)
     try:
         ports = connect(server_address, port_no)
-        stream = stream_for(ports, f"{server_address}:{port_no}")
-        request = _SendRequest(
-            envelope=envelope,
-            header=head,
-            message=message,
-            auth_user=auth_user,
-            auth_passwd=auth_passwd,
-            xoauth2=xoauth2,
-            tls_encode=tls_encode,
-            timeouts=Timeouts.uniform(timeout),
-            hook=hook,
-            cancel=cancel,
-            allow_plaintext_auth=allow_plaintext_auth,
-        )
-        return _run(stream, request)
+        return _run(stream_for(ports, f"{server_address}:{port_no}"), request)
     finally:
         current_server.reset(token)
 
@@ -252,6 +250,11 @@ class _SendRequest:
     hook: Callable[[], object]
     cancel: CancelHandle | None
     allow_plaintext_auth: bool
+
+    def __post_init__(self) -> None:
+        # RFC 4013 §2.3: no control character in a credential; refused before any I/O.
+        check_credential(self.auth_user, "auth_user")
+        check_credential(self.auth_passwd, "auth_passwd")
 
 
 def _run(stream: Stream, request: _SendRequest) -> SendResult:
