@@ -671,3 +671,14 @@ def test_email_message_without_date_or_message_id_gets_both(
     assert second.email()["Date"] == "Mon, 01 Jan 2024 00:00:00 +0000"
     assert third.data == raw
     assert fourth.email()["Message-ID"] is None and fourth.email()["Date"] is None
+
+
+def test_utf8_subject_bytes_are_sent_with_smtputf8(start_capture: StartCapture) -> None:
+    # mailx writes a raw UTF-8 Subject; the capture server (aiosmtpd) offers SMTPUTF8.
+    server = start_capture(tls="none")
+    data = "From: a@example.org\r\nSubject: Grüße aus Köln\r\n\r\nhallo\r\n".encode()
+    with Client(HOST, server.port, tls="none", timeout=TIMEOUT) as client:
+        client.send(data, sender="a@example.org", recipients=["b@example.org"])
+    (message,) = server.wait_for(1)
+    assert "SMTPUTF8" in message.mail_options
+    assert message.data == data

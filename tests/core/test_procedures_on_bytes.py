@@ -458,3 +458,38 @@ def test_batch_on_bytes(row: BatchRow) -> None:
             assert isinstance(got, expected), got
             if expected is errors.ServerDisconnected:
                 assert not isinstance(got, errors.PossiblyDelivered), got
+
+
+# --- SMTPUTF8 for raw UTF-8 in header fields (issue 10, item 4) -----------------------------
+
+UTF8_SUBJECT = "Subject: Grüße\r\n\r\nbody\r\n".encode()
+LATIN1_SUBJECT = "Subject: Grüße\r\n\r\nbody\r\n".encode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("ehlo", "content", "mail"),
+    [
+        (b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", UTF8_SUBJECT,
+         b"MAIL FROM:<a@x> BODY=8BITMIME SMTPUTF8\r\n"),
+        # A server without SMTPUTF8 gets it as 8-bit content, as before (documented).
+        (b"250-mx\r\n250 8BITMIME\r\n", UTF8_SUBJECT, b"MAIL FROM:<a@x> BODY=8BITMIME\r\n"),
+        # 8-bit but not UTF-8: not an internationalized message.
+        (b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", LATIN1_SUBJECT,
+         b"MAIL FROM:<a@x> BODY=8BITMIME\r\n"),
+        # UTF-8 in the body only: 8BITMIME is enough.
+        (b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", "Subject: x\r\n\r\nGrüße\r\n".encode(),
+         b"MAIL FROM:<a@x> BODY=8BITMIME\r\n"),
+    ],
+)
+def test_smtputf8_is_declared_for_utf8_headers_when_offered(
+    ehlo: bytes, content: bytes, mail: bytes
+) -> None:
+    conn = greeted(ehlo)
+    message = prepare_message(content, sender="a@x", recipients=["b@y"])
+    done = drive(
+        transaction(conn, message.envelope, message.content),
+        conn,
+        [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"],
+    )
+    assert done.error is None, done.error
+    assert done.writes[0] == mail

@@ -18,8 +18,10 @@ class Envelope:
     ``size`` is the content length when known (for SIZE, RFC 1870);
     ``eight_bit`` says the content has octets above 127 (BODY=8BITMIME,
     RFC 6152), ``None`` that it is not known (a stream: BODY=8BITMIME is
-    declared when offered); ``smtputf8`` says addresses or headers are UTF-8
-    (RFC 6531).  A ``BODY=BINARYMIME`` in ``mail_params`` sets ``binary``.
+    declared when offered); ``smtputf8`` says the addresses are UTF-8, so
+    the server must offer SMTPUTF8 (RFC 6531); ``utf8_headers`` that header
+    fields hold raw UTF-8 (RFC 6532), so SMTPUTF8 is declared when offered.
+    A ``BODY=BINARYMIME`` in ``mail_params`` sets ``binary``.
     """
 
     sender: str
@@ -32,6 +34,7 @@ class Envelope:
     #: Binary content (e.g. NUL octets, or lines not ended by CRLF) that must
     #: travel unchanged: BODY=BINARYMIME over BDAT (RFC 3030 §3).
     binary: bool = False
+    utf8_headers: bool = False
 
     def __post_init__(self) -> None:
         check_argument("sender address", self.sender)

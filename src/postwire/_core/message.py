@@ -125,16 +125,18 @@ def prepare_message(
         )
     if isinstance(message, (bytes, bytearray, memoryview)):
         data = message if isinstance(message, bytes) else bytes(message)
+        eight_bit = not data.isascii()
         # NUL cannot travel in DATA, nor under 8BITMIME (RFC 6152 §2): only BINARYMIME.
         env = Envelope(
             sender,
             tuple(recipients),
             len(data),
-            not data.isascii(),
+            eight_bit,
             False,
             mail_params,
             rcpt_params,
             binary=b"\0" in data,
+            utf8_headers=eight_bit and _utf8_header(data),
         )
         return PreparedMessage(env, data)
     if hasattr(message, "read"):
@@ -145,6 +147,21 @@ def prepare_message(
         env = Envelope(sender, tuple(recipients), None, None, False, mail_params, rcpt_params)
         return PreparedMessage(env, message)
     raise TypeError(f"cannot send a {type(message).__name__} as a message")
+
+
+def _utf8_header(data: bytes) -> bool:
+    """Whether the header section holds raw UTF-8 text (RFC 6532 §3.2)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = data.find(b"\n\n")
+    header = data if end < 0 else data[:end]
+    if header.isascii():
+        return False
+    try:
+        header.decode("utf-8")
+    except UnicodeDecodeError:
+        return False  # 8-bit but not UTF-8 (Latin-1 from an old program): not SMTPUTF8
+    return True
 
 
 def _file_size(f: object) -> int | None:

@@ -74,9 +74,14 @@ def mail_params(conn: SMTPConnection, envelope: Envelope) -> c.Params:
     if envelope.smtputf8:
         if not ext.smtputf8:
             raise ExtensionNotSupported(
-                "the addresses or headers are UTF-8 but the server does not offer SMTPUTF8",
-                step="MAIL",
+                "the addresses are UTF-8 but the server does not offer SMTPUTF8", step="MAIL"
             )
+        params.append(("SMTPUTF8", None))
+    elif envelope.utf8_headers and ext.smtputf8:
+        # RFC 6532 §3.2/RFC 6531 §3.4: raw UTF-8 in header fields is an
+        # internationalized message, which SMTPUTF8 announces.  A server
+        # without SMTPUTF8 still gets it as 8BITMIME content, as before
+        # (mailx and sendmail do the same): no error, the receiver decides.
         params.append(("SMTPUTF8", None))
     names = {k.upper() for k, _ in params}
     params.extend(p for p in envelope.mail_params if p[0].upper() not in names)
