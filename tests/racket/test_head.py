@@ -703,3 +703,26 @@ def test_modern_message_header_errors(kwargs: dict[str, object], message: str) -
 def test_modern_message_header_rejects_string_as_list() -> None:
     with pytest.raises(TypeError, match="tos"):
         modern_message_header("a@x.example", "b@y.example", [], [], "S")
+
+
+# -- issue 10, item 6: a bytes header matched as Racket does, UTF-8 letters folded by case ----
+
+
+@pytest.mark.parametrize(
+    ("field", "header", "value"),
+    [
+        (b"FR\xc3\x89D", b"Fr\xc3\xa9d: x\r\n\r\n", b"x"),  # the example from Racket
+        (b"fr\xc3\xa9d", b"FR\xc3\x89D: y\r\n\r\n", b"y"),
+        (b"STRA\xc3\x9fE", b"Stra\xc3\x9fe: z\r\n\r\n", b"z"),  # no upper case of its own
+        (b"Fr\xe9d", b"Fr\xe9d: latin-1\r\n\r\n", b"latin-1"),  # not UTF-8: byte for byte
+        (b"FR\xc9D", b"Fr\xe9d: latin-1\r\n\r\n", None),
+    ],
+)
+def test_bytes_field_names_fold_utf8_letters(
+    field: bytes, header: bytes, value: bytes | None
+) -> None:
+    assert extract_field(field, header) == value
+
+
+def test_remove_field_folds_utf8_letters_too() -> None:
+    assert remove_field(b"FR\xc3\x89D", b"Fr\xc3\xa9d: x\r\nA: b\r\n\r\n") == b"A: b\r\n\r\n"

@@ -105,9 +105,33 @@ def _racket_write(text: str, is_bytes: bool) -> str:
 @functools.lru_cache(maxsize=256)
 def _field_regex(field: str, is_bytes: bool) -> re.Pattern[str]:
     # Racket: (^|[\r][\n])((?i:FIELD): *), with [ \t]* since racket/racket#4508.
-    # Byte regexps fold ASCII case only, hence re.ASCII for bytes headers.
+    # The pattern is a *string* regexp even for a bytes header; Racket matches it
+    # against the bytes as UTF-8, so letters beyond ASCII fold by case there too.
+    name = _utf8_folding(field) if is_bytes else re.escape(field)
     flags = re.ASCII if is_bytes else 0
-    return re.compile(r"(?:\A|\r\n)((?i:" + re.escape(field) + r"):[ \t]*)", flags)
+    return re.compile(r"(?:\A|\r\n)((?i:" + name + r"):[ \t]*)", flags)
+
+
+def _utf8_folding(field: str) -> str:
+    """A pattern for ``field`` (bytes seen as Latin-1 text) that folds UTF-8 letters by case.
+
+    The header is searched as Latin-1 text, one character per byte, so a
+    non-ASCII letter is matched as the alternatives of its UTF-8 bytes in
+    each case; a field that is not UTF-8 is matched byte for byte.
+    """
+    try:
+        text = field.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return re.escape(field)
+    parts = []
+    for ch in text:
+        if ch.isascii():
+            parts.append(re.escape(ch))
+            continue
+        forms = sorted({ch, ch.lower(), ch.upper()} - {""})
+        encoded = (re.escape(f.encode("utf-8").decode("latin-1")) for f in forms)
+        parts.append("(?:" + "|".join(encoded) + ")")
+    return "".join(parts)
 
 
 def _strip_final_blank(rest: str) -> str:
