@@ -164,12 +164,21 @@ def test_wrong_mode_both_directions(postfix: PostfixServer, env: dict[str, str])
 def test_capture_server_without_starttls(env: dict[str, str]) -> None:
     with CaptureServer(tls="none") as server:
         done = run_cli(["probe", f"127.0.0.1:{server.port}", "--json"], env)
+        plain = run_cli(["probe", f"127.0.0.1:{server.port}", "--tls", "none"], env)
         required = run_cli(["probe", f"127.0.0.1:{server.port}", "--tls", "starttls"], env)
-    assert done.returncode == 0, done.stderr
+    # The probe shows what the server offers, and exits non-zero because a send with
+    # the same options (STARTTLS required by default) would fail (issue 10, item 10).
+    assert done.returncode == 76, done.stderr
+    assert "a send would fail: STARTTLS required but not offered" in done.stderr
     data = json.loads(done.stdout)
+    assert data["ok"] is False and "STARTTLS required" in data["problem"]
     assert data["tls"] == {"active": False, "starttls_offered": False}
     assert data["greeting"]["code"] == 220
     assert data["auth_mechanisms"] == []
+    # With --tls none a send would work: exit 0, and no "TLS" in the timing line.
+    assert plain.returncode == 0, plain.stderr
+    timing = next(line for line in plain.stdout.splitlines() if line.startswith("connected in"))
+    assert "TLS" not in timing
     # Asking for STARTTLS by name where there is none fails, and says so.
     assert required.returncode == 76
     assert "STARTTLS" in one_error_line(required)
@@ -213,3 +222,13 @@ def test_parse_server(text: str, tls: str, expected: tuple[str, int]) -> None:
 def test_parse_server_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_server(text, "starttls")
+
+
+def test_probe_says_a_login_would_fail_where_no_auth_is_offered(env: dict[str, str]) -> None:
+    with CaptureServer(tls="starttls") as server:
+        done = run_cli(
+            ["probe", f"127.0.0.1:{server.port}", "--cafile", str(server.ca_file), "--json"],
+            {**env, "POSTWIRE_USER": "ada"},
+        )
+    assert done.returncode == 69, done.stderr
+    assert json.loads(done.stdout)["problem"] == "--user ada given, but the server offers no AUTH"

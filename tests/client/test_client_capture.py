@@ -682,3 +682,11 @@ def test_utf8_subject_bytes_are_sent_with_smtputf8(start_capture: StartCapture) 
     (message,) = server.wait_for(1)
     assert "SMTPUTF8" in message.mail_options
     assert message.data == data
+
+
+def test_the_greeting_is_public(start_capture: StartCapture) -> None:
+    server = start_capture(tls="none")
+    client = Client(HOST, server.port, tls="none", timeout=TIMEOUT)
+    assert client.greeting is None
+    with client:
+        assert client.greeting is not None and client.greeting.code == 220

@@ -493,3 +493,61 @@ def test_smtputf8_is_declared_for_utf8_headers_when_offered(
     )
     assert done.error is None, done.error
     assert done.writes[0] == mail
+
+
+# --- pipelining limits (issue 10, item 7) --------------------------------------------------
+
+
+def test_a_pipelined_group_never_has_more_than_100_unanswered_commands() -> None:
+    conn = greeted(PIPE_EHLO)
+    recipients = [f"r{i}@y" for i in range(250)]
+    message = _message(recipients)
+    ok = b"250 ok\r\n"
+    # MAIL + 99 RCPT, then 100 RCPT, then 51 RCPT + DATA: each group answered in one turn.
+    turns = [ok * 100, ok * 100, ok * 51 + b"354 go\r\n", b"250 queued\r\n"]
+    done = drive(transaction(conn, message.envelope, message.content), conn, turns)
+    assert done.error is None, done.error
+    assert [w.count(b"\r\n") for w in done.writes[:3]] == [100, 100, 52]
+    assert done.writes[0].startswith(b"MAIL FROM:<a@x>\r\nRCPT TO:<r0@y>\r\n")
+    assert done.writes[2].endswith(b"RCPT TO:<r249@y>\r\nDATA\r\n")
+    assert done.value.accepted == recipients
+
+
+def test_a_batch_sends_a_message_with_many_recipients_in_bounded_groups() -> None:
+    conn = greeted(CHUNK_EHLO)
+    many = [f"r{i}@y" for i in range(150)]
+    items = [(0, _message(["b@y"])), (1, _message(many)), (2, _message(["c@z"]))]
+    ok = b"250 ok\r\n"
+    turns = [
+        ok * 3,  # message 1 (MAIL, RCPT, BDAT LAST): collected before the big one
+        ok * 100,  # the big one: MAIL + 99 RCPT
+        ok * 51 + ok,  # 51 RCPT, then its BDAT LAST
+        ok * 3,  # message 3
+    ]
+    outcomes: dict[int, object] = {}
+    done = drive(send_batch(conn, items, outcomes.__setitem__), conn, turns)
+    assert done.error is None, done.error
+    assert max(w.count(b"\r\n") for w in done.writes) <= 101  # 100 commands (+ the chunk's line)
+    assert all(isinstance(o, SendResult) for o in outcomes.values()), outcomes
+    result = outcomes[1]
+    assert isinstance(result, SendResult) and result.accepted == many
+
+
+def test_an_extra_reply_in_a_bdat_window_is_found_before_any_outcome() -> None:
+    conn = greeted(CHUNK_EHLO)
+    items = [(0, _message(["b@y"])), (1, _message(["c@z"]))]
+    # An unsolicited line after the first MAIL reply shifts every later pairing.
+    turns = [b"250 ok\r\n250 extra\r\n250 ok\r\n250 queued\r\n250 ok\r\n250 ok\r\n250 queued\r\n"]
+    outcomes: dict[int, object] = {}
+    done = drive(send_batch(conn, items, outcomes.__setitem__), conn, turns)
+    assert isinstance(done.error, errors.ProtocolError)
+    assert sorted(outcomes) == [0, 1]
+    assert all(isinstance(o, errors.PossiblyDelivered) for o in outcomes.values()), outcomes
+
+
+def test_the_greeting_is_kept() -> None:
+    conn = SMTPConnection()
+    turns = [b"220 mx.test ESMTP Postfix\r\n", PLAIN_EHLO]
+    done = drive(procedures.greet(conn, "client.test"), conn, turns)
+    assert done.error is None
+    assert conn.greeting is not None and conn.greeting.text == "mx.test ESMTP Postfix"

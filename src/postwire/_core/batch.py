@@ -29,7 +29,7 @@ from .outcomes import DataVerdict, TransactionReplies, after_end_of_data, before
 from .procedures import reset
 from .reply import Reply
 from .state import State
-from .transaction import check_binary, mail_params
+from .transaction import MAX_UNANSWERED, check_binary, mail_params, transaction
 
 __all__ = ["Outcome", "send_batch"]
 
@@ -52,6 +52,11 @@ class _Flight(TransactionReplies):
     verdict: DataVerdict = DataVerdict.CONTENT
     end_sent: bool = False
     reported: bool = False
+
+    @property
+    def owed(self) -> int:
+        """How many replies this message's commands are owed (BDAT: with each chunk's)."""
+        return 1 + len(self.recipients) + (self.body.replies if self.body is not None else 1)
 
     def lost(self, exc: BaseException) -> BaseException:
         """This message's outcome when the connection failed before its reply came.
@@ -100,6 +105,12 @@ def send_batch(
                 on_result(index, exc)
                 continue
             env = item.envelope
+            if 2 + len(env.recipients) > MAX_UNANSWERED:
+                # Too many commands for one pipelined group: finish what is in
+                # flight, then a transaction of its own reads replies as it goes.
+                yield from _collect_all(conn, flights, on_result, bdat=bdat)
+                yield from _alone(conn, index, item, on_result, chunking=bdat)
+                continue
             # MAIL and every RCPT (and DATA below) as one Send: one effect, one write.
             group = [conn.send(c.mail(env.sender, params))]
             flight = _Flight(
@@ -112,11 +123,12 @@ def send_batch(
                 yield SendBody(flight.body, item.content)
                 flight.end_sent = True
                 flights.append(flight)
-                while len(flights) > window or (
-                    len(flights) > 1 and sum(f.size for f in flights) > window_bytes
+                if (
+                    len(flights) >= window
+                    or sum(f.size for f in flights) >= window_bytes
+                    or sum(f.owed for f in flights) >= MAX_UNANSWERED
                 ):
-                    yield from _collect_bdat(conn, flights[0], on_result)
-                    flights.popleft()
+                    yield from _collect_all(conn, flights, on_result, bdat=True)
                 continue
             group.append(conn.send(_DATA))
             yield Send(b"".join(group))
@@ -129,14 +141,7 @@ def send_batch(
                 flights.popleft()
             if not flight.end_sent:
                 flights.pop()
-        # Collect a flight before dropping it: if the connection fails meanwhile,
-        # the handler below still gives it an outcome.
-        while flights:
-            if bdat:
-                yield from _collect_bdat(conn, flights[0], on_result)
-            else:
-                yield from _collect_data_end(flights[0], on_result)
-            flights.popleft()
+        yield from _collect_all(conn, flights, on_result, bdat=bdat)
     except GeneratorExit:
         raise
     except BaseException as exc:
@@ -185,20 +190,55 @@ def _end_of_data(f: _Flight, final: Reply, on_result: OnResult) -> None:
     f.report(on_result, f.after_end_of_data(final, f.verdict))
 
 
-def _collect_data_end(f: _Flight, on_result: OnResult) -> Generator[Effect, Reply | None, None]:
-    final = yield from recv(Wait.DATA_END)
-    _end_of_data(f, final, on_result)
-
-
-def _collect_bdat(
-    conn: SMTPConnection, f: _Flight, on_result: OnResult
+def _collect_all(
+    conn: SMTPConnection, flights: deque[_Flight], on_result: OnResult, *, bdat: bool
 ) -> Generator[Effect, Reply | None, None]:
-    assert f.body is not None
-    yield Fill(1 + len(f.recipients) + f.body.replies, Wait.DATA_END)
-    _take_group(conn, f)
-    outcome = f.after_bdat([conn.next_reply() for _ in range(f.body.replies)])
-    f.report(on_result, outcome)
+    """Collect every flight's outcome; a flight leaves ``flights`` only once reported.
+
+    If the connection fails meanwhile, :func:`send_batch`'s handler gives the
+    flights still there their outcome.
+    """
+    if not bdat:
+        while flights:
+            final = yield from recv(Wait.DATA_END)
+            _end_of_data(flights[0], final, on_result)
+            flights.popleft()
+        return
+    if not flights:
+        return
+    # The whole window at once (RFC 3030 §4.2 with RFC 2920): an extra reply
+    # anywhere in it shifts the pairing of every later reply, and shows as an
+    # unsolicited reply once all are in; it is raised before any outcome of the
+    # window is reported, since those would rest on shifted replies.
+    yield Fill(sum(f.owed for f in flights), Wait.DATA_END)
+    conn.raise_protocol_error()
+    outcome: Outcome | None = None
+    while flights:
+        f = flights[0]
+        assert f.body is not None
+        _take_group(conn, f)
+        outcome = f.after_bdat([conn.next_reply() for _ in range(f.body.replies)])
+        f.report(on_result, outcome)
+        flights.popleft()
     # RFC 3030 §2: RSET after a failed BDAT, if no later transaction was started.
-    failed = not isinstance(outcome, SendResult)
-    if failed and conn.transaction_id == f.tx and conn.state is not State.CLOSED:
+    if not isinstance(outcome, SendResult) and conn.state is not State.CLOSED:
         yield from reset(conn)
+
+
+def _alone(
+    conn: SMTPConnection,
+    index: int,
+    item: PreparedMessage,
+    on_result: OnResult,
+    *,
+    chunking: bool,
+) -> Generator[Effect, Reply | None, None]:
+    """One message in a transaction of its own; a refusal is its outcome, not the batch's."""
+    try:
+        result = yield from transaction(conn, item.envelope, item.content, chunking=chunking)
+    except SMTPError as exc:
+        on_result(index, exc)
+        if conn.unanswered or conn.state in (State.CLOSED, State.ERROR):
+            raise  # the connection cannot go on: the batch ends here
+        return
+    on_result(index, result)

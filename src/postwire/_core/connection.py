@@ -127,6 +127,8 @@ class SMTPConnection:
         self.extensions = Extensions()
         self.tls_active = False
         self.authenticated = False
+        #: The server's opening reply (220, or the refusal), once read.
+        self.greeting: Reply | None = None
 
     # -- sending ---------------------------------------------------------------
 
@@ -134,6 +136,22 @@ class SMTPConnection:
     def transaction_id(self) -> int:
         """A number that grows with every MAIL sent (identifies the current transaction)."""
         return self._tx
+
+    @property
+    def unanswered(self) -> int:
+        """How many commands written wait for their replies (``len(pending)``, cheaply)."""
+        return len(self._pending)
+
+    def raise_protocol_error(self) -> None:
+        """Raise now the protocol error already seen (an unsolicited reply, bad framing).
+
+        Replies that arrived before it are still paired; a caller that is about
+        to report outcomes calls this first, so that no outcome rests on replies
+        an extra line may have shifted.
+        """
+        if self._error is not None:
+            self.state = State.ERROR
+            raise self._error
 
     @property
     def pending(self) -> tuple[c.Command, ...]:

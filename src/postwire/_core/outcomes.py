@@ -85,9 +85,12 @@ class TransactionReplies:
     mail: Reply | None = None
     accepted: list[str] = field(default_factory=list)
     refused: dict[str, Reply] = field(default_factory=dict)
+    #: How many RCPT replies were taken (recipients may repeat: not len(refused)).
+    answered: int = 0
 
     def take_rcpt(self, rcpt: str, reply: Reply) -> None:
         # RFC 5321 §3.3 / Racket difference 4: any 2xx (251, 252 too) accepts.
+        self.answered += 1
         if reply.is_positive:
             self.accepted.append(rcpt)
         else:

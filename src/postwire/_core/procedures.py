@@ -48,6 +48,7 @@ _EHLO_FALLBACK = frozenset({500, 501, 502, 504})
 def greet(conn: SMTPConnection, local_hostname: str) -> Generator[Effect, Reply | None, Reply]:
     """Read the 220 greeting, then EHLO (or HELO). Returns the EHLO/HELO reply."""
     reply = yield from recv(Wait.GREETING)
+    conn.greeting = reply
     if reply.code != 220:
         # RFC 5321 §3.1: 554 instead of 220 means "no service here".
         raise GreetingError("greeting", reply)

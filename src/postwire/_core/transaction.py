@@ -32,7 +32,13 @@ from .procedures import reset
 from .reply import Reply
 from .state import State
 
-__all__ = ["check_binary", "mail_params", "transaction"]
+__all__ = ["MAX_UNANSWERED", "check_binary", "mail_params", "transaction"]
+
+#: Commands written at most before their replies are read.  RFC 2920 §3.1 sets
+#: no limit, but a server may stop reading while its replies go unread, and
+#: then both sides wait for ever (a message to thousands of recipients); msmtp
+#: uses the same bound.
+MAX_UNANSWERED = 100
 
 
 def mail_params(conn: SMTPConnection, envelope: Envelope) -> c.Params:
@@ -130,7 +136,7 @@ def transaction(
             yield from _fail_reset(conn, mail_reply)
             raise SenderRefused("MAIL", mail_reply)
 
-    for rcpt in envelope.recipients:
+    for sent, rcpt in enumerate(envelope.recipients, 1):
         yield Send(conn.send(c.rcpt(rcpt, envelope.rcpt_params)))
         if not pipe:
             r = yield from recv()
@@ -139,15 +145,17 @@ def transaction(
                 raise closing("RCPT", r)
             if replies.refused and require_all:
                 break
+        elif conn.unanswered >= MAX_UNANSWERED:
+            yield from take_pipelined(replies, sent)
 
     if require_all and pipe:
         # Collect MAIL and RCPT replies before any content is committed.
-        mail_reply = yield from recv()
-        for rcpt in envelope.recipients:
-            replies.take_rcpt(rcpt, (yield from recv()))
-        if not mail_reply.is_positive:
-            yield from _fail_reset(conn, mail_reply)
-            raise SenderRefused("MAIL", mail_reply)
+        yield from take_pipelined(replies, len(envelope.recipients))
+        if replies.mail_refused:
+            assert replies.mail is not None
+            yield from _fail_reset(conn, replies.mail)
+            raise SenderRefused("MAIL", replies.mail)
+        replies.mail = None  # accepted: from here on as in lock-step
         pipe = False
 
     if (not pipe and not replies.accepted) or (require_all and replies.refused):
@@ -159,9 +167,7 @@ def transaction(
 
     yield Send(conn.send(c.Data()))
     if pipe:
-        replies.mail = yield from recv()
-        for rcpt in envelope.recipients:
-            replies.take_rcpt(rcpt, (yield from recv()))
+        yield from take_pipelined(replies, len(envelope.recipients))
     verdict = replies.after_data((yield from recv()))
     if isinstance(verdict, BaseException):
         yield from reset(conn)
@@ -198,15 +204,15 @@ def _send_bdat(
     chunk_replies: list[Reply] = []
     try:
         if pipe:
-            replies.mail = yield from recv()
-            for rcpt in envelope.recipients:
-                replies.take_rcpt(rcpt, (yield from recv()))
+            yield from take_pipelined(replies, len(envelope.recipients))
         for i in range(body.replies):
             last = i == body.replies - 1
             r = yield from recv(Wait.DATA_END if last else Wait.COMMAND)
             if r.code == 421:
                 raise closing("BDAT", r)
             chunk_replies.append(r)
+        # An extra reply that shifted the pairing shows now, before any outcome.
+        conn.raise_protocol_error()
     except (SMTPError, OSError) as exc:
         _raise_converted(exc, after_end_of_data)
     outcome = replies.after_bdat(chunk_replies)
@@ -214,6 +220,16 @@ def _send_bdat(
         yield from reset(conn)
         raise outcome
     return outcome
+
+
+def take_pipelined(
+    replies: TransactionReplies, upto: int
+) -> Generator[Effect, Reply | None, None]:
+    """Take the pipelined MAIL reply (once) and the RCPT replies up to recipient ``upto``."""
+    if replies.mail is None:
+        replies.mail = yield from recv()
+    for rcpt in replies.recipients[replies.answered : upto]:
+        replies.take_rcpt(rcpt, (yield from recv()))
 
 
 def _raise_converted(

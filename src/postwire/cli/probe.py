@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from ..client import Client
-from ..errors import CertificateError
+from ..errors import CertificateError, TLSRequired
 from .connection import (
     Target,
     add_connection_options,
@@ -25,7 +25,7 @@ from .connection import (
     settings_from_args,
     target_from,
 )
-from .exits import Exit
+from .exits import Exit, exit_code_for
 from .output import Transcript, one_line, print_error, print_json, report_failure
 from .x509 import parse_certificate
 
@@ -60,14 +60,30 @@ def _unverified_context() -> ssl.SSLContext:
     return ctx
 
 
-def _reply(lines: list[str]) -> dict[str, object] | None:
-    if not lines:
+def _greeting(client: Client | None) -> dict[str, object] | None:
+    reply = client.greeting if client is not None else None
+    if reply is None:
         return None
-    code = lines[0][:3]
-    return {
-        "code": int(code) if code.isdigit() else None,
-        "lines": [line[4:] for line in lines],
-    }
+    return {"code": reply.code, "lines": list(reply.lines)}
+
+
+def _would_fail(client: Client, send_tls: str, user: str | None) -> str | None:
+    """Why a send with the same options would fail on this server, or None.
+
+    The probe itself connects with STARTTLS only when offered, to show what the
+    server does; a send requires what its options say (``--tls``, default
+    starttls) and logs in when a user is configured.
+    """
+    tls_used = client.tls_info() is not None
+    if send_tls == "starttls" and not tls_used:
+        return (
+            "STARTTLS required but not offered: a send with these options would refuse to "
+            "go on in plain text (use --tls implicit for a port like 465, or --tls none / "
+            "--tls opportunistic only if plain text is really acceptable)"
+        )
+    if user is not None and not client.extensions.auth_mechanisms:
+        return f"--user {user} given, but the server offers no AUTH"
+    return None
 
 
 def _certificate(der: object) -> dict[str, object] | None:
@@ -87,6 +103,7 @@ def _report(
     transcript: Transcript,
     *,
     verify_error: CertificateError | None,
+    problem: str | None,
     connect_ms: float,
     rtt_ms: float,
 ) -> dict[str, object]:
@@ -106,11 +123,18 @@ def _report(
         )
     else:
         tls["starttls_offered"] = "STARTTLS" in first_keywords[1:]  # line 1 is the name
-    code = Exit.PROTOCOL if verify_error is not None else Exit.OK
+    code: int = Exit.OK
+    if verify_error is not None:
+        code = Exit.PROTOCOL
+    elif problem is not None:
+        # The exit code the send itself would end with.
+        failure = TLSRequired(problem, step="STARTTLS") if "STARTTLS" in problem else None
+        code = exit_code_for(failure) if failure is not None else Exit.UNAVAILABLE
     return {
         "ok": code == Exit.OK,
         "server": f"{client.host}:{client.port}",
-        "greeting": _reply(transcript.server_lines()),
+        "greeting": _greeting(client),
+        "problem": problem,
         "extensions": dict(ext.keywords),
         "auth_mechanisms": sorted(ext.auth_mechanisms),
         "size_limit": ext.max_size,
@@ -138,9 +162,10 @@ def _print_report(report: dict[str, object]) -> None:
     if greeting is not None:
         lines = cast("list[str]", greeting["lines"])
         row("greeting", f"{greeting['code']} {' / '.join(lines)}".rstrip())
-    row("connected in", f"{report['connect_ms']} ms (TCP, greeting, EHLO, TLS)")
-    row("round trip", f"{report['rtt_ms']} ms (NOOP)")
     tls = cast("dict[str, object]", report["tls"])
+    steps = "TCP, greeting, EHLO" + (", TLS, EHLO" if tls["active"] else "")
+    row("connected in", f"{report['connect_ms']} ms ({steps})")
+    row("round trip", f"{report['rtt_ms']} ms (NOOP)")
     if not tls["active"]:
         offered = "offered but not used" if tls.get("starttls_offered") else "not offered"
         row("TLS", f"none (STARTTLS {offered})")
@@ -173,16 +198,19 @@ def _print_report(report: dict[str, object]) -> None:
 
 
 def _connect(
-    target: Target, transcript: Transcript
+    target: Target, transcript: Transcript, attempts: list[Client]
 ) -> tuple[Client, CertificateError | None, float]:
+    """Connect (again, unverified, to show a certificate that did not verify)."""
     start = time.monotonic()
     client = make_client(target, transcript)
+    attempts.append(client)
     try:
         client.connect()
         return client, None, (time.monotonic() - start) * 1000
     except CertificateError as exc:
         transcript.note("certificate did not verify; connecting again, unverified, to show it")
         retry = make_client(target, transcript, ssl_context=_unverified_context())
+        attempts.append(retry)
         start = time.monotonic()
         retry.connect()
         return retry, exc, (time.monotonic() - start) * 1000
@@ -191,14 +219,18 @@ def _connect(
 def run(args: argparse.Namespace) -> int:
     """Run ``postwire probe``; returns the exit code."""
     transcript = Transcript(sys.stderr if args.transcript else None)
+    attempts: list[Client] = []
     try:
         settings = settings_from_args(args)
+        # A send with these options would use this TLS mode (its default: starttls).
+        text = args.server or settings.server or ""
+        send_tls = settings.tls or ("implicit" if text.rstrip().endswith(":465") else "starttls")
         if settings.tls is None:
             text = args.server or settings.server or ""
             implicit = text.rstrip().endswith(":465")
             settings.tls = "implicit" if implicit else "opportunistic"
         target = target_from(settings, missing_password=Exit.USAGE, server=args.server, auth=False)
-        client, verify_error, connect_ms = _connect(target, transcript)
+        client, verify_error, connect_ms = _connect(target, transcript, attempts)
         try:
             start = time.monotonic()
             client.noop()
@@ -207,13 +239,14 @@ def run(args: argparse.Namespace) -> int:
                 client,
                 transcript,
                 verify_error=verify_error,
+                problem=_would_fail(client, send_tls, settings.user),
                 connect_ms=connect_ms,
                 rtt_ms=rtt_ms,
             )
         finally:
             client.quit()
     except Exception as exc:
-        greeting = _reply(transcript.server_lines())
+        greeting = _greeting(attempts[-1] if attempts else None)
         return report_failure(exc, as_json=args.json, extra={"greeting": greeting})
     if args.json:
         print_json(report)
@@ -221,4 +254,6 @@ def run(args: argparse.Namespace) -> int:
         _print_report(report)
     if verify_error is not None:
         print_error(verify_error)
+    if report["problem"] is not None:
+        print_error(f"a send would fail: {report['problem']}")
     return cast(int, report["exit_code"])

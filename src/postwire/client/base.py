@@ -187,6 +187,11 @@ class BaseClient:
         return self._conn is not None and self._conn.state not in _DEAD
 
     @property
+    def greeting(self) -> Reply | None:
+        """The server's greeting (its 220 reply) on the current connection, or None."""
+        return self._conn.greeting if self._conn is not None else None
+
+    @property
     def extensions(self) -> Extensions:
         """What the server offers (after connecting)."""
         return self._conn.extensions if self._conn is not None else Extensions()
