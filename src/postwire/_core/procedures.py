@@ -79,7 +79,7 @@ def starttls(conn: SMTPConnection, local_hostname: str) -> Generator[Effect, Rep
             "TLS is required but the server does not offer STARTTLS "
             "(it may be misconfigured, or someone may be stripping STARTTLS); "
             "refusing to continue in plain text. Use tls='implicit' for a port like 465, "
-            "or tls='opportunistic'/'none' only if plain text is really acceptable.",
+            "or tls='opportunistic' or tls='none' only if plain text is really acceptable.",
             step="STARTTLS",
         )
     yield Send(conn.send(c.StartTLS()))

@@ -94,7 +94,7 @@ def explain_tls_error(
         elif "self-signed" in low or "unable to get local issuer" in low or "self signed" in low:
             advice = (
                 "the certificate is signed by a CA this machine does not trust; pass the CA "
-                "with cafile= (CLI: --cafile) or an ssl_context that trusts it"
+                "with cafile= or an ssl_context that trusts it"
             )
         text = f"TLS certificate of {host}:{port} did not verify: {why}"
         if advice:
@@ -106,7 +106,7 @@ def explain_tls_error(
         if implicit:
             hint = (
                 f"{host}:{port} answered in plain text, not TLS: it probably expects STARTTLS "
-                "(ports 587 and 25); use tls='starttls' (CLI: --tls starttls)"
+                "(ports 587 and 25); use tls='starttls'"
             )
         else:
             hint = f"the TLS handshake with {host}:{port} failed: the server did not speak TLS"

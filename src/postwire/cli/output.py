@@ -27,10 +27,15 @@ __all__ = [
 _LINE = re.compile(r"^\s*(\d+\.\d+) (->|<-|\*\*) (.*)$")
 
 
-# The library's hints name both its argument and the option: keep the option only.
+# The library's hints name its keyword arguments; on the command line they are
+# options.  One table, so every error reads in CLI terms (issue 10, item 10).
 _HINTS = (
-    (re.compile(r"\S+ \(CLI: ([^)]*)\)"), r"\1"),
-    (re.compile(r" or an ssl_context that trusts it"), ""),
+    (re.compile(r"\btls='(\w+)'"), r"--tls \1"),
+    (re.compile(r"\ballow_plaintext_auth=True\b"), "--allow-plaintext-auth"),
+    (re.compile(r"\bpass the CA with cafile= or an ssl_context that trusts it"), "pass --cafile"),
+    (re.compile(r"\bcafile="), "--cafile"),
+    (re.compile(r"\btls_fingerprint="), "--tls-fingerprint"),
+    (re.compile(r"\bserver_hostname= with that name"), "--server with that name"),
 )
 
 

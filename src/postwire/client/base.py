@@ -232,7 +232,7 @@ class BaseClient:
         check_credentials_protected(
             conn,
             allowed=self.allow_plaintext_auth,
-            advice="use TLS (tls='starttls' or 'implicit') or pass allow_plaintext_auth=True",
+            advice="use TLS (tls='starttls' or tls='implicit') or pass allow_plaintext_auth=True",
         )
         offered = conn.extensions.auth_mechanisms
         if not offered:
@@ -366,6 +366,6 @@ def greeting_hint(exc: Timeout, client: BaseClient) -> Timeout:
         return exc
     return Timeout(
         f"{exc} (if {client.host}:{client.port} is an implicit-TLS port such as 465, "
-        "use tls='implicit' (CLI: --tls implicit))",
+        "use tls='implicit')",
         step="greeting",
     )

@@ -212,7 +212,9 @@ def load_settings(
     path, named = find_config(config, env)
     account = account or env.get("POSTWIRE_ACCOUNT") or None
     if path is not None and (named or path.exists()):
-        if named and not path.is_file():
+        # A named file must exist; it need not be a regular one: sendmail -C /dev/null
+        # (an empty configuration) is how scripts say "none of the user's settings".
+        if named and (not path.exists() or path.is_dir()):
             raise ConfigError(f"config file {path} does not exist")
         file_settings = _from_file(path, account)
     elif account is not None:
