@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import mailbox
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,14 @@ __all__ = ["run_many"]
 Source = tuple[str, Callable[[], bytes]]
 
 
+#: What --many reads, for the messages that say so.
+ACCEPTED = "a Maildir (with cur/ and new/), a folder of .eml files, or an mbox file"
+
+# mboxrd (the common mbox variant): a body line "From ..." is stored as ">From ...",
+# one ">" more for each level; reading undoes one level.
+_MBOX_QUOTED = re.compile(rb"^>(>*From )", re.MULTILINE)
+
+
 def _reader(path: Path) -> Callable[[], bytes]:
     return path.read_bytes
 
@@ -36,19 +45,23 @@ def _sources(text: str) -> tuple[int, Iterator[Source]]:
     """How many messages there are, and (name, loader) for each, in order."""
     path = Path(text)
     if path.is_dir():
+        if (path / "cur").is_dir() and (path / "new").is_dir():
+            return _maildir(path)
         try:
             files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".eml" and p.is_file())
         except OSError as exc:
             raise CLIError(f"cannot read the folder {path}: {exc.strerror}", Exit.NOINPUT) from None
+        if not files:
+            raise CLIError(f"no messages in {path}: --many reads {ACCEPTED}", Exit.NOINPUT)
         return len(files), iter([(p.name, _reader(p)) for p in files])
     try:
         with path.open("rb") as f:
             start = f.read(5)
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror}", Exit.NOINPUT) from None
-    if start and start != b"From ":
+    if start != b"From ":
         raise CLIError(
-            f"{path} is neither a folder of .eml files nor an mbox file "
+            f"{path} is not something --many reads: it takes {ACCEPTED} "
             "(an mbox starts with a 'From ' line)",
             Exit.DATAERR,
         )
@@ -56,9 +69,20 @@ def _sources(text: str) -> tuple[int, Iterator[Source]]:
     keys = list(box.keys())
 
     def loader(key: str) -> Callable[[], bytes]:
-        return lambda: box.get_bytes(key)
+        return lambda: _MBOX_QUOTED.sub(rb"\1", box.get_bytes(key))
 
     return len(keys), iter([(f"{path.name}#{i}", loader(k)) for i, k in enumerate(keys, 1)])
+
+
+def _maildir(path: Path) -> tuple[int, Iterator[Source]]:
+    """A Maildir's messages (new/ and cur/), oldest first: names start with the time."""
+    files = sorted(
+        (p for sub in ("new", "cur") for p in (path / sub).iterdir() if p.is_file()),
+        key=lambda p: p.name,
+    )
+    if not files:
+        raise CLIError(f"no messages in the Maildir {path}: --many reads {ACCEPTED}", Exit.NOINPUT)
+    return len(files), iter([(f"{p.parent.name}/{p.name}", _reader(p)) for p in files])
 
 
 class _Sender:

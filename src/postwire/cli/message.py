@@ -17,11 +17,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import BinaryIO
 
 from .._core.chars import LINE_BREAK_OR_NUL
-from .._core.identification import add_missing_fields, domain_of
+from .._core.identification import add_missing_fields, domain_of, make_message_id
 from .._core.message import envelope_from_message
 from .exits import CLIError, Exit
 
@@ -30,8 +31,10 @@ __all__ = [
     "build_message",
     "check_header_value",
     "envelope_from_headers",
+    "html_to_text",
     "open_raw",
     "parse_addresses",
+    "parse_header_option",
     "read_input",
     "strip_bcc",
 ]
@@ -40,6 +43,22 @@ _HEAD_LIMIT = 1 << 20  # a header block larger than 1 MiB is not a message
 _BODY_READ_SIZE = 1 << 20  # bytes of a message body read at a time (file or stdin)
 _HIDDEN_FIELDS = (b"bcc", b"resent-bcc")
 _FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")  # a field name and its colon (RFC 5322 §2.2)
+#: Fields the built message sets itself: --header may not add a second one.
+_BUILT_FIELDS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+    }
+)
 
 
 def check_header_value(option: str, value: str) -> str:
@@ -91,6 +110,51 @@ def read_input(path: str, what: str = "message") -> bytes:
         raise CLIError(f"cannot read the {what} {where}: {reason}", code) from None
 
 
+def parse_header_option(text: str) -> tuple[str, str]:
+    """``--header NAME:VALUE`` as (name, value); the name as RFC 5322 §2.2 allows."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not _FIELD.fullmatch(name.encode("utf-8", "replace") + b":"):
+        raise CLIError(f"--header: expected NAME:VALUE with a field name, not {text!r}", Exit.USAGE)
+    if name.lower() in _BUILT_FIELDS:
+        raise CLIError(
+            f"--header: {name} is set by its own option (or by postwire): {text!r}", Exit.USAGE
+        )
+    return name, check_header_value("--header", value.strip())
+
+
+class _TextOfHTML(HTMLParser):
+    """The text of an HTML document, for the plain part of a message given only as HTML."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in ("br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4"):
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text version of ``html`` (tags dropped, blank runs collapsed)."""
+    parser = _TextOfHTML()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
 def build_message(
     *,
     sender: tuple[str, str],
@@ -99,20 +163,32 @@ def build_message(
     subject: str,
     body: str,
     attachments: Sequence[str],
+    reply_to: Sequence[tuple[str, str]] = (),
+    html: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> EmailMessage:
-    """A text/plain message (multipart/mixed with attachments); Bcc goes in the envelope only."""
+    """A text message, with an HTML alternative and attachments when asked.
+
+    text/plain; multipart/alternative with ``html`` (RFC 2046 §5.1.4: the
+    plain text first, derived from the HTML when no ``body`` is given);
+    multipart/mixed around it with attachments.  Bcc goes in the envelope only.
+    """
     msg = EmailMessage()
     msg["From"] = email.utils.formataddr(sender)
     if to:
         msg["To"] = ", ".join(email.utils.formataddr(p) for p in to)
     if cc:
         msg["Cc"] = ", ".join(email.utils.formataddr(p) for p in cc)
+    if reply_to:
+        msg["Reply-To"] = ", ".join(email.utils.formataddr(p) for p in reply_to)
     msg["Subject"] = subject
     msg["Date"] = email.utils.formatdate(localtime=True)
-    # A domain from the sender: make_msgid() alone looks up the FQDN, which can be slow.
-    domain = sender[1].rpartition("@")[2] or "localhost"
-    msg["Message-ID"] = email.utils.make_msgid(domain=domain)
-    msg.set_content(body)
+    msg["Message-ID"] = make_message_id(domain_of(sender[1], socket.gethostname()))
+    for name, value in headers:
+        msg[name] = value
+    msg.set_content(body if body or html is None else html_to_text(html))
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
     for path in attachments:
         data = read_input(path, "attachment")
         ctype, encoding = mimetypes.guess_type(path)

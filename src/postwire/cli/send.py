@@ -29,6 +29,7 @@ from .message import (
     envelope_from_headers,
     open_raw,
     parse_addresses,
+    parse_header_option,
     read_input,
     strip_bcc,
 )
@@ -39,9 +40,10 @@ __all__ = ["add_parser", "run"]
 DESCRIPTION = """\
 Send a message over SMTP: a file (or - for stdin) sent as it is, with its envelope
 from the header unless --from/--to/--cc/--bcc are given; or a message built from
---from, --to, --cc, --bcc, --subject, --body/--body-file and --attach.
-Bcc fields are never sent. With --many, send every .eml file of a folder, or every
-message of an mbox file, over one connection."""
+--from, --to, --cc, --bcc, --reply-to, --subject, --body/--body-file, --html/--html-file,
+--header and --attach. Bcc fields are never sent. With --many, send every message of a
+Maildir (the capture server's --maildir), a folder of .eml files or an mbox file, over
+one connection."""
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
@@ -54,7 +56,9 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", nargs="?", metavar="FILE", help="the message (- for stdin)")
-    parser.add_argument("--many", metavar="PATH", help="a folder of .eml files or an mbox file")
+    parser.add_argument(
+        "--many", metavar="PATH", help="a Maildir, a folder of .eml files, or an mbox file"
+    )
     msg = parser.add_argument_group("message")
     msg.add_argument("--from", dest="from_", metavar="ADDR", help="the sender")
     for name in ("to", "cc", "bcc"):
@@ -65,10 +69,27 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
             metavar="ADDR",
             help=f"{name.capitalize()} recipient (repeat, or separate with commas)",
         )
+    msg.add_argument(
+        "--reply-to",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="Reply-To address (repeat, or separate with commas)",
+    )
     msg.add_argument("--subject", metavar="TEXT", help="build a message with this subject")
     body = msg.add_mutually_exclusive_group()
     body.add_argument("--body", metavar="TEXT", help="the text of the built message")
     body.add_argument("--body-file", metavar="PATH", help="read the text from PATH (- for stdin)")
+    html = msg.add_mutually_exclusive_group()
+    html.add_argument("--html", metavar="HTML", help="an HTML alternative to the text")
+    html.add_argument("--html-file", metavar="PATH", help="read the HTML alternative from PATH")
+    msg.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="add a header field to the built message (repeat)",
+    )
     msg.add_argument(
         "--attach", action="append", default=[], metavar="PATH", help="attach a file (repeat)"
     )
@@ -148,7 +169,9 @@ def _checked(content: object, sender: str, recipients: list[str]) -> Outgoing:
 def _built(args: argparse.Namespace, settings: Settings) -> Outgoing:
     if args.file is not None:
         raise CLIError(
-            "give either a message FILE or --subject/--body/--attach, not both", Exit.USAGE
+            "give either a message FILE or options that build one (--subject, --body, --html, "
+            "--header, --reply-to, --attach), not both",
+            Exit.USAGE,
         )
     sender = sender_option(args)
     if sender is None:
@@ -165,8 +188,19 @@ def _built(args: argparse.Namespace, settings: Settings) -> Outgoing:
         body = read_input(args.body_file, "body file").decode("utf-8", "replace")
     else:
         body = args.body or ""
+    html = args.html
+    if args.html_file is not None:
+        html = read_input(args.html_file, "HTML file").decode("utf-8", "replace")
     msg = build_message(
-        sender=sender, to=to, cc=cc, subject=subject, body=body, attachments=args.attach
+        sender=sender,
+        to=to,
+        cc=cc,
+        reply_to=parse_addresses("--reply-to", args.reply_to),
+        subject=subject,
+        body=body,
+        html=html,
+        headers=[parse_header_option(text) for text in args.header],
+        attachments=args.attach,
     )
     recipients = [addr for _, addr in (*to, *cc, *bcc)]
     # The built EmailMessage is sent as bytes so that the envelope is exactly the options.
@@ -181,9 +215,8 @@ def outgoing(
 
     A message file stays open (until ``closing`` closes it) to be streamed.
     """
-    if args.subject is not None or args.body is not None or args.body_file is not None:
-        return _built(args, settings)
-    if args.attach:
+    builds = (args.subject, args.body, args.body_file, args.html, args.html_file)
+    if any(v is not None for v in builds) or args.attach or args.header or args.reply_to:
         return _built(args, settings)
     path = args.file
     if path is None:
