@@ -23,17 +23,22 @@ configuration (lowest to highest priority):
   config file   --config PATH, else $POSTWIRE_CONFIG, else
                 $XDG_CONFIG_HOME/postwire/config.toml (~/.config/postwire/config.toml):
                 default = "NAME"; [defaults] and [accounts.NAME] tables with the keys
-                server, tls, cafile, user, password_env, password_file,
+                server, tls, cafile, tls_fingerprint, user, password_env, password_file,
                 password_command, from, timeout, allow_plaintext_auth
   environment   POSTWIRE_ACCOUNT (account to use), POSTWIRE_SERVER (host[:port]),
-                POSTWIRE_TLS, POSTWIRE_CAFILE, POSTWIRE_USER, POSTWIRE_PASSWORD_ENV (name
-                of the variable holding the password), POSTWIRE_PASSWORD_FILE,
-                POSTWIRE_PASSWORD_COMMAND, POSTWIRE_FROM, POSTWIRE_TIMEOUT
-  options       --server, --tls, --cafile, --timeout, --user, --password-*
+                POSTWIRE_TLS, POSTWIRE_CAFILE, POSTWIRE_TLS_FINGERPRINT, POSTWIRE_USER,
+                POSTWIRE_PASSWORD_ENV (name of the variable holding the password),
+                POSTWIRE_PASSWORD_FILE, POSTWIRE_PASSWORD_COMMAND, POSTWIRE_FROM,
+                POSTWIRE_TIMEOUT
+  options       --server, --tls, --cafile, --tls-fingerprint, --timeout, --user,
+                --password-*
 
 """
 
 EPILOG = ENVIRONMENT + EXIT_TABLE
+#: A command's own help shows its options; the shared blocks are in `postwire --help` once.
+COMMAND_EPILOG = "the config file, POSTWIRE_* variables and exit codes: see postwire --help"
+SERVER_EPILOG = "exit codes: see postwire --help"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,16 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    send.add_parser(sub, EPILOG)
+    send.add_parser(sub, COMMAND_EPILOG)
     sub.add_parser(
         "sendmail",
         help="sendmail-compatible: -t, -i, -f, -F, recipients; message on stdin",
         add_help=False,
     )
-    probe.add_parser(sub, EPILOG)
-    capture.add_parser(sub, EPILOG)
+    probe.add_parser(sub, COMMAND_EPILOG)
+    capture.add_parser(sub, SERVER_EPILOG)
     demo = sub.add_parser(
-        "demo", help="send a sample message through an embedded local capture server"
+        "demo",
+        help="send a sample message through an embedded local capture server",
+        description="Send a sample message through an embedded local capture server "
+        "(STARTTLS with a CA made on the spot, AUTH) and show the transcript.",
     )
     demo.add_argument("--maildir", help="keep the captured message in this Maildir")
     return parser

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from ..config import Settings, load_settings
 from .connection import target_from
-from .exits import EXIT_TABLE, CLIError, Exit
+from .exits import CLIError, Exit
 from .message import (
     add_missing_headers,
     check_header_value,
@@ -201,7 +201,10 @@ def run_sendmail_mode(argv: Sequence[str]) -> int:
     try:
         args = parse_sendmail_args(argv)
         if args.help:
-            print(USAGE + "\n" + EXIT_TABLE)
+            print(
+                USAGE + "\nthe config file, POSTWIRE_* variables and exit codes: "
+                "see postwire --help"
+            )
             return Exit.OK
         settings = load_settings(Settings(), config=args.config, account=args.account)
         message = _outgoing(args, settings, _read_stdin(args.ignore_dots))
