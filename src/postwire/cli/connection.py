@@ -15,7 +15,14 @@ from .._core.envelope import SendResult
 from .._core.errors import ConfigError, NoPasswordSource
 from .._net.tls import make_context, normalize_fingerprint
 from ..client import Client, TLSMode
-from ..config import TLS_MODES, Settings, load_settings, parse_server, read_password
+from ..config import (
+    TLS_MODES,
+    Settings,
+    load_settings,
+    parse_server,
+    positive_seconds,
+    read_password,
+)
 from .exits import CLIError, Exit
 from .output import Transcript, one_line, reply_json
 
@@ -35,11 +42,8 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
+    value = positive_seconds(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
     return value
 

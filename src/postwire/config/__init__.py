@@ -26,7 +26,7 @@ from .._core.errors import ConfigError
 from .._net.tls import TLSMode
 from .files import ENV_VARS, KEYS, find_config, load_settings
 from .passwords import Prompt, read_password
-from .settings import TLS_MODES, Settings, parse_server
+from .settings import TLS_MODES, Settings, parse_server, positive_seconds
 from .url import SCHEMES, parse_url
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "from_url",
     "load_settings",
     "parse_server",
+    "positive_seconds",
     "read_password",
     "url_options",
     "with_overrides",

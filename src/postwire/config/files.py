@@ -31,7 +31,7 @@ from typing import Any
 
 from .._core.errors import ConfigError
 from .._net.tls import normalize_fingerprint
-from .settings import TLS_MODES, Settings, parse_server
+from .settings import TLS_MODES, Settings, parse_server, positive_seconds
 
 __all__ = ["ENV_VARS", "KEYS", "find_config", "load_settings"]
 
@@ -182,11 +182,8 @@ def _from_env(environ: Mapping[str, str]) -> Settings:
         if not value:
             continue
         if key == "timeout":
-            try:
-                seconds = float(value)
-            except ValueError:
-                seconds = 0.0
-            if not seconds > 0:
+            seconds = positive_seconds(value)
+            if seconds is None:
                 raise ConfigError(f"{var} must be a positive number, not {value!r}")
             values["timeout"] = seconds
         else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .._net.tls import TLS_MODES
 
-__all__ = ["PASSWORD_KEYS", "TLS_MODES", "Settings", "parse_server"]
+__all__ = ["PASSWORD_KEYS", "TLS_MODES", "Settings", "parse_server", "positive_seconds"]
 
 #: The settings that say where a password comes from (never the password itself).
 PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password_prompt")
@@ -51,6 +51,15 @@ class Settings:
     @property
     def has_password_source(self) -> bool:
         return any(getattr(self, key) for key in PASSWORD_KEYS)
+
+
+def positive_seconds(text: str) -> float | None:
+    """``text`` as a positive number of seconds, or None when it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def parse_server(text: str, tls: str) -> tuple[str, int]:

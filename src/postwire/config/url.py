@@ -20,7 +20,7 @@ from typing import Any
 
 from .._core.errors import ConfigError
 from .._net.tls import TLS_MODES, normalize_fingerprint
-from .settings import parse_server
+from .settings import parse_server, positive_seconds
 
 __all__ = ["SCHEMES", "UrlOptions", "parse_url"]
 
@@ -117,11 +117,8 @@ def parse_url(url: str) -> UrlOptions:
             options[key] = value in _TRUE
     if "timeout" in query:
         text = query.pop("timeout")
-        try:
-            timeout = float(text)
-        except ValueError:
-            timeout = 0.0
-        if not timeout > 0:
+        timeout = positive_seconds(text)
+        if timeout is None:
             raise fail(f"timeout must be a positive number of seconds, not {text!r}")
         options["timeout"] = timeout
     sender = query.pop("from", None) or None
