@@ -8,6 +8,7 @@ Racket's ``net`` layers, and ``postwire.capture`` the development server.
 
 from . import errors as errors  # names the exception classes' module (postwire.errors)
 from ._core import errors as _core_errors
+from ._core.dsn import DSN
 from ._core.envelope import Envelope, SendResult
 from ._core.errors import *  # noqa: F403 (every exception class)
 from ._core.extensions import Extensions
@@ -23,6 +24,7 @@ __all__ = [
     "AsyncPool",
     "CancelHandle",
     "Client",
+    "DSN",
     "EnhancedStatus",
     "Envelope",
     "Extensions",

@@ -551,3 +551,74 @@ def test_the_greeting_is_kept() -> None:
     done = drive(procedures.greet(conn, "client.test"), conn, turns)
     assert done.error is None
     assert conn.greeting is not None and conn.greeting.text == "mx.test ESMTP Postfix"
+
+
+# --- DSN (RFC 3461) and REQUIRETLS (RFC 8689), issue 14 ------------------------------------
+
+DSN_EHLO = b"250-mx.test\r\n250-PIPELINING\r\n250-SMTPUTF8\r\n250 DSN\r\n"
+
+
+def test_dsn_parameters_on_mail_and_each_rcpt() -> None:
+    from postwire import DSN
+
+    conn = greeted(DSN_EHLO)
+    dsn = DSN(notify=["failure", "delay"], ret="hdrs", envid="id=42 ü", orcpt=True)
+    message = prepare_message(MSG, sender="a@x", recipients=["b+tag@y", "jörg@z"], dsn=dsn)
+    done = drive(
+        transaction(conn, message.envelope, message.content),
+        conn,
+        [b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", b"250 queued\r\n"],
+    )
+    assert done.error is None, done.error
+    assert done.writes[0] == (
+        "MAIL FROM:<a@x> SMTPUTF8 RET=HDRS ENVID=id+3D42+20+C3+BC\r\n"
+        "RCPT TO:<b+tag@y> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b+2Btag@y\r\n"
+        "RCPT TO:<jörg@z> NOTIFY=FAILURE,DELAY ORCPT=utf-8;jörg@z\r\n"
+        "DATA\r\n"
+    ).encode()
+
+
+def test_dsn_is_refused_before_mail_without_the_extension() -> None:
+    from postwire import DSN
+
+    conn = greeted(PIPE_EHLO)
+    message = prepare_message(MSG, sender="a@x", recipients=["b@y"], dsn=DSN(notify="never"))
+    done = drive(transaction(conn, message.envelope, message.content), conn, [])
+    assert isinstance(done.error, errors.ExtensionNotSupported)
+    assert "DSN" in str(done.error) and done.writes == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"notify": ["never", "success"]}, "NEVER cannot be combined"),
+        ({"notify": "sometimes"}, "notify must be"),
+        ({"ret": "body"}, "FULL or HDRS"),
+        ({"envid": "x" * 101}, "1 to 100"),
+        ({"envid": "a\r\nb"}, "printable"),
+    ],
+)
+def test_dsn_options_are_checked(bad: dict[str, Any], message: str) -> None:
+    from postwire import DSN
+
+    with pytest.raises(ValueError, match=message):
+        DSN(**bad)
+
+
+def test_requiretls_needs_tls_and_the_extension() -> None:
+    offered = b"250-mx.test\r\n250 REQUIRETLS\r\n"
+    message = prepare_message(MSG, sender="a@x", recipients=["b@y"], requiretls=True)
+    plain = greeted(offered)
+    done = drive(transaction(plain, message.envelope, message.content), plain, [])
+    assert isinstance(done.error, errors.TLSRequired) and done.writes == []
+    tls = SMTPConnection()
+    tls.implicit_tls()
+    drive(procedures.greet(tls, "client.test"), tls, [b"220 mx\r\n", b"250 mx.test\r\n"])
+    done = drive(transaction(tls, message.envelope, message.content), tls, [])
+    assert isinstance(done.error, errors.ExtensionNotSupported) and done.writes == []
+    tls = SMTPConnection()
+    tls.implicit_tls()
+    drive(procedures.greet(tls, "client.test"), tls, [b"220 mx\r\n", offered])
+    turns = [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"]
+    done = drive(transaction(tls, message.envelope, message.content), tls, turns)
+    assert done.error is None and done.writes[0] == b"MAIL FROM:<a@x> REQUIRETLS\r\n"

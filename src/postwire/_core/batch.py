@@ -116,7 +116,9 @@ def send_batch(
             flight = _Flight(
                 env.recipients, index=index, tx=conn.transaction_id, size=env.size or 0
             )
-            group.extend(conn.send(c.rcpt(rcpt, env.rcpt_params)) for rcpt in env.recipients)
+            group.extend(
+                conn.send(c.rcpt(rcpt, env.rcpt_params_for(rcpt))) for rcpt in env.recipients
+            )
             if bdat:
                 yield Send(b"".join(group))
                 flight.body = BdatBody(conn, normalize=not env.binary)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .commands import Params, check_argument
+from .dsn import DSN
 from .reply import Reply
 
 __all__ = ["Envelope", "SendResult"]
@@ -35,6 +36,10 @@ class Envelope:
     #: travel unchanged: BODY=BINARYMIME over BDAT (RFC 3030 §3).
     binary: bool = False
     utf8_headers: bool = False
+    #: Delivery Status Notification parameters (RFC 3461), or None.
+    dsn: DSN | None = None
+    #: REQUIRETLS (RFC 8689): only over TLS, and only to a server that keeps requiring it.
+    requiretls: bool = False
 
     def __post_init__(self) -> None:
         check_argument("sender address", self.sender)
@@ -52,6 +57,13 @@ class Envelope:
             self.sender.isascii() and all(r.isascii() for r in self.recipients)
         ):
             object.__setattr__(self, "smtputf8", True)
+
+
+    def rcpt_params_for(self, recipient: str) -> Params:
+        """The RCPT parameters for ``recipient``: the caller's, then its DSN ones."""
+        if self.dsn is None:
+            return self.rcpt_params
+        return (*self.rcpt_params, *self.dsn.rcpt_params(recipient))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ sent as they are, and then the caller names the sender and recipients.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import email.generator
 import email.message
 import email.policy
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from .commands import Params
+from .dsn import DSN
 from .envelope import Envelope
 from .identification import add_missing_fields, domain_of
 
@@ -93,13 +95,31 @@ def prepare_message(
     mail_params: Params = (),
     rcpt_params: Params = (),
     identify_in: str | None = None,
+    dsn: DSN | None = None,
+    requiretls: bool = False,
 ) -> PreparedMessage:
     """Validate ``message`` and find its envelope. Raises before any I/O.
 
     With ``identify_in`` (a domain), an ``EmailMessage`` without Date or
     Message-ID gets them (:mod:`postwire._core.identification`); the
-    Message-ID's domain is the sender's, else ``identify_in``.
+    Message-ID's domain is the sender's, else ``identify_in``.  ``dsn`` and
+    ``requiretls`` go into the envelope (RFC 3461, RFC 8689).
     """
+    prepared = _prepare(message, sender, recipients, mail_params, rcpt_params, identify_in)
+    if dsn is None and not requiretls:
+        return prepared
+    envelope = dataclasses.replace(prepared.envelope, dsn=dsn, requiretls=requiretls)
+    return PreparedMessage(envelope, prepared.content)
+
+
+def _prepare(
+    message: object,
+    sender: str | None,
+    recipients: Sequence[str] | None,
+    mail_params: Params,
+    rcpt_params: Params,
+    identify_in: str | None,
+) -> PreparedMessage:
     if isinstance(recipients, str):
         raise TypeError("recipients must be a list of addresses, not a str")
     if isinstance(message, email.message.Message):

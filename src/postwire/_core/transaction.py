@@ -20,6 +20,7 @@ from .errors import (
     RecipientsRefused,
     SenderRefused,
     SMTPError,
+    TLSRequired,
 )
 from .outcomes import (
     DataVerdict,
@@ -89,6 +90,29 @@ def mail_params(conn: SMTPConnection, envelope: Envelope) -> c.Params:
         # without SMTPUTF8 still gets it as 8BITMIME content, as before
         # (mailx and sendmail do the same): no error, the receiver decides.
         params.append(("SMTPUTF8", None))
+    if envelope.dsn is not None:
+        if not ext.dsn:
+            # RFC 3461 §4: the parameters may only go to a server that offers DSN;
+            # sending the mail without them would silently drop the request.
+            raise ExtensionNotSupported(
+                "a delivery status notification (DSN, RFC 3461) was asked for but the "
+                "server does not offer DSN",
+                step="MAIL",
+            )
+        params.extend(envelope.dsn.mail_params())
+    if envelope.requiretls:
+        # RFC 8689 §4.1: REQUIRETLS goes only over TLS, to a server that offers it
+        # (it is advertised only after STARTTLS).
+        if not conn.tls_active:
+            raise TLSRequired(
+                "REQUIRETLS (RFC 8689) was asked for but this session has no TLS", step="MAIL"
+            )
+        if not ext.requiretls:
+            raise ExtensionNotSupported(
+                "REQUIRETLS (RFC 8689) was asked for but the server does not offer it",
+                step="MAIL",
+            )
+        params.append(("REQUIRETLS", None))
     names = {k.upper() for k, _ in params}
     params.extend(p for p in envelope.mail_params if p[0].upper() not in names)
     return tuple(params)
@@ -137,7 +161,7 @@ def transaction(
             raise SenderRefused("MAIL", mail_reply)
 
     for sent, rcpt in enumerate(envelope.recipients, 1):
-        yield Send(conn.send(c.rcpt(rcpt, envelope.rcpt_params)))
+        yield Send(conn.send(c.rcpt(rcpt, envelope.rcpt_params_for(rcpt))))
         if not pipe:
             r = yield from recv()
             replies.take_rcpt(rcpt, r)

@@ -12,7 +12,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -58,6 +58,14 @@ class CaptureSMTP(SMTP):
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
+
+    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
+        # REQUIRETLS (RFC 8689) is a MAIL parameter without a value, accepted only over
+        # TLS (where it is advertised); aiosmtpd refuses parameters it does not know.
+        result: dict[str, str | bool] | None = super()._getparams(params)
+        if result is not None and self.session is not None and self.session.ssl is not None:
+            result.pop("REQUIRETLS", None)
+        return result
 
     def _password_of(self, user: bytes) -> bytes | None:
         if self._users is None:
@@ -123,9 +131,12 @@ class CaptureHandler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname  # the 5-argument hook must set it (aiosmtpd docs)
-        if self._advertise_auth:
-            return responses
-        return [line for line in responses if not line.startswith("250-AUTH")]
+        if not self._advertise_auth:
+            responses = [line for line in responses if not line.startswith("250-AUTH")]
+        if session.ssl is not None:
+            # RFC 8689 §4.1: REQUIRETLS is offered only in a TLS session.
+            responses = [*responses[:-1], "250-REQUIRETLS", responses[-1]]
+        return responses
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert envelope.original_content is not None and envelope.mail_from is not None

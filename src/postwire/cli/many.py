@@ -9,6 +9,7 @@ postwire reconnects and tries that message once more; a message whose final
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import mailbox
 import re
 import sys
@@ -22,7 +23,7 @@ from ..errors import PossiblyDelivered, ServerDisconnected
 from .connection import Target, make_client, result_exit_code, result_json, target_from
 from .exits import CLIError, Exit, exit_code_for
 from .output import Progress, Transcript, error_json, one_line, print_error, print_json
-from .send import Outgoing, cli_recipients, raw_outgoing, sender_option
+from .send import Outgoing, cli_recipients, delivery_from, raw_outgoing, sender_option
 
 __all__ = ["run_many"]
 
@@ -114,9 +115,7 @@ class _Sender:
             if client is None or not client.connected:
                 client = self._connect()
             try:
-                return client.send(
-                    message.content, sender=message.sender, recipients=message.recipients
-                )
+                return message.send_with(client)
             except PossiblyDelivered:
                 raise  # resending could deliver it twice
             except ServerDisconnected as exc:
@@ -136,17 +135,19 @@ class _Sender:
 
 def run_many(args: argparse.Namespace, settings: Settings) -> int:
     """Send every message under ``args.many``; returns the exit code."""
-    if args.file is not None or args.subject is not None or args.body is not None:
+    builds = (args.file, args.subject, args.body, args.body_file, args.html, args.html_file)
+    if any(v is not None for v in builds) or args.attach or args.header or args.reply_to:
         raise CLIError(
-            "--many sends messages as they are: no FILE, --subject or --body", Exit.USAGE
+            "--many sends messages as they are: no FILE, and no option that builds a message "
+            "(--subject, --body, --html, --header, --reply-to, --attach)",
+            Exit.USAGE,
         )
-    if args.body_file is not None or args.attach:
-        raise CLIError("--many sends messages as they are: no --body-file or --attach", Exit.USAGE)
     sender = sender_option(args)
     recipients = cli_recipients(args)
+    delivery = delivery_from(args)
     total, sources = _sources(args.many)
     if total == 0:
-        raise CLIError(f"no messages in {args.many}", Exit.NOINPUT)
+        raise CLIError(f"no messages in {args.many}: --many reads {ACCEPTED}", Exit.NOINPUT)
     target = target_from(settings, missing_password=Exit.USAGE)
     transcript = Transcript(sys.stderr) if args.transcript else None
     progress = Progress(total)
@@ -171,6 +172,7 @@ def run_many(args: argparse.Namespace, settings: Settings) -> int:
                 message = raw_outgoing(
                     data, sender=sender, recipients=recipients, settings=settings
                 )
+                message = dataclasses.replace(message, **delivery)
                 result = worker.send(message)
             except Exception as exc:
                 code = exit_code_for(exc)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .._core.dsn import DSN
+from .._core.envelope import SendResult
 from .._core.message import prepare_message
+from ..client import Client
 from ..config import Settings
 from .connection import (
     Target,
@@ -35,7 +39,7 @@ from .message import (
 )
 from .output import Transcript, print_json, report_failure
 
-__all__ = ["add_parser", "run"]
+__all__ = ["Outgoing", "add_delivery_options", "add_parser", "delivery_from", "run"]
 
 DESCRIPTION = """\
 Send a message over SMTP: a file (or - for stdin) sent as it is, with its envelope
@@ -93,6 +97,7 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     msg.add_argument(
         "--attach", action="append", default=[], metavar="PATH", help="attach a file (repeat)"
     )
+    add_delivery_options(parser)
     add_connection_options(parser)
     add_auth_options(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -105,6 +110,56 @@ class Outgoing:
     content: object
     sender: str
     recipients: list[str]
+    #: Delivery status notifications asked for (RFC 3461), and REQUIRETLS (RFC 8689).
+    dsn: DSN | None = None
+    require_tls: bool = False
+
+    def send_with(self, client: Client) -> SendResult:
+        """Send this message on ``client`` (connected)."""
+        return client.send(
+            self.content,
+            sender=self.sender,
+            recipients=self.recipients,
+            dsn=self.dsn,
+            require_tls=self.require_tls,
+        )
+
+
+def add_delivery_options(parser: argparse.ArgumentParser) -> None:
+    """``--dsn-*`` (RFC 3461) and ``--require-tls`` (RFC 8689)."""
+    group = parser.add_argument_group(
+        "delivery", "refused before MAIL when the server cannot honour them"
+    )
+    group.add_argument(
+        "--dsn-notify",
+        metavar="WHEN",
+        help="ask for a delivery status notification: never, or any of success,failure,delay",
+    )
+    group.add_argument(
+        "--dsn-ret", choices=("full", "hdrs"), help="return the full message or its header"
+    )
+    group.add_argument("--dsn-envid", metavar="ID", help="an id the notification will quote")
+    group.add_argument(
+        "--dsn-orcpt", action="store_true", help="send each recipient as the original recipient"
+    )
+    group.add_argument(
+        "--require-tls",
+        action="store_true",
+        help="REQUIRETLS: only over TLS, and every later hop must keep it",
+    )
+
+
+def delivery_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``dsn`` and ``require_tls`` of an ``Outgoing``, from the delivery options."""
+    try:
+        dsn = (
+            DSN(args.dsn_notify, args.dsn_ret, args.dsn_envid, args.dsn_orcpt)
+            if args.dsn_notify or args.dsn_ret or args.dsn_envid or args.dsn_orcpt
+            else None
+        )
+    except ValueError as exc:
+        raise CLIError(f"--dsn: {exc}", Exit.USAGE) from None
+    return {"dsn": dsn, "require_tls": args.require_tls}
 
 
 def cli_recipients(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -252,7 +307,7 @@ def send_one(target: Target, message: Outgoing, transcript: Transcript | None) -
     """Connect, send, QUIT; returns the result as JSON-ready data (errors propagate)."""
     client = make_client(target, transcript)
     with client:
-        result = client.send(message.content, sender=message.sender, recipients=message.recipients)
+        result = message.send_with(client)
     data = result_json(result)
     data["exit_code"] = result_exit_code(result)
     return data
@@ -267,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
 
             return run_many(args, settings)
         with contextlib.ExitStack() as closing:
-            message = outgoing(args, settings, closing)
+            message = dataclasses.replace(outgoing(args, settings, closing), **delivery_from(args))
             target = target_from(settings, missing_password=Exit.USAGE)
             transcript = Transcript(sys.stderr) if args.transcript else None
             data = send_one(target, message, transcript)

@@ -7,14 +7,16 @@ and account from the config file or the environment, and sends over SMTP.
 A program named ``sendmail`` (a symlink to ``postwire``) runs this mode.
 
 Options understood (others of sendmail's that only tune its own queue are
-accepted and ignored: ``-o*`` except ``-oi``, ``-B``, ``-N``, ``-R``,
-``-V``, ``-X``, ``-h``, ``-L``, ``-O``, ``-U``, ``-G``, ``-m``, ``-n``,
-``-bm``)::
+accepted and ignored: ``-o*`` except ``-oi``, ``-B``, ``-X``, ``-h``, ``-L``,
+``-O``, ``-U``, ``-G``, ``-m``, ``-n``, ``-bm``)::
 
     -t            recipients from To, Cc and Bcc (added to those on the command line)
     -i, -oi       a line with a single "." does not end the message
     -f, -r ADDR   the envelope sender (default: from in the config, else the From field)
     -F NAME       the full name for a From field added when the message has none
+    -N DSN        delivery status notifications: never, or success,failure,delay (RFC 3461)
+    -R RET        full or hdrs: what a failure notification returns
+    -V ENVID      an envelope id the notifications quote
     -C, --config PATH    the config file
     -a, --account NAME   the account in the config file
     -v, --transcript     print the SMTP exchange on stderr
@@ -26,6 +28,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .._core.dsn import DSN
 from ..config import Settings, load_settings
 from .connection import target_from
 from .exits import CLIError, Exit
@@ -42,12 +45,12 @@ from .send import Outgoing, send_one
 __all__ = ["SendmailArgs", "parse_sendmail_args", "run_sendmail_mode"]
 
 _FLAGS_IGNORED = "UGmnd"  # queue and aliasing flags of sendmail that mean nothing here
-_WITH_ARG_IGNORED = "BNRVXhLO"  # body type, DSN, envelope id, log file, hop count...
-_WITH_ARG = "frFCaob" + _WITH_ARG_IGNORED
+_WITH_ARG_IGNORED = "BXhLO"  # body type, log file, hop count...
+_WITH_ARG = "frFCaobNRV" + _WITH_ARG_IGNORED
 
 USAGE = """\
-usage: postwire sendmail [-t] [-i] [-f ADDR] [-F NAME] [-C CONFIG] [-a ACCOUNT] [-v]
-                         [--] [RECIPIENT ...]
+usage: postwire sendmail [-t] [-i] [-f ADDR] [-F NAME] [-N DSN] [-R RET] [-V ENVID]
+                         [-C CONFIG] [-a ACCOUNT] [-v] [--] [RECIPIENT ...]
 
 Read a message on stdin and send it over SMTP, like sendmail (see `postwire --help`
 for the config file and the POSTWIRE_* variables).  Options:
@@ -55,6 +58,9 @@ for the config file and the POSTWIRE_* variables).  Options:
   -i, -oi         a line with a single "." does not end the message
   -f, -r ADDR     the envelope sender
   -F NAME         the full name for a From field added when there is none
+  -N DSN          delivery status notifications: never, or success,failure,delay
+  -R full|hdrs    what a failure notification returns of the message
+  -V ENVID        an envelope id that the notifications quote
   -C, --config PATH     the config file
   -a, --account NAME    the account to use
   -v, --transcript      print the SMTP exchange on stderr
@@ -74,6 +80,9 @@ class SendmailArgs:
     transcript: bool = False
     help: bool = False
     recipients: list[str] = field(default_factory=list)
+    dsn_notify: str | None = None
+    dsn_ret: str | None = None
+    dsn_envid: str | None = None
 
 
 def _long_option(args: SendmailArgs, arg: str, rest: list[str]) -> None:
@@ -123,6 +132,8 @@ def _short_options(args: SendmailArgs, arg: str, rest: list[str]) -> None:
             args.config = value
         elif letter == "a":
             args.account = value
+        elif letter in "NRV":
+            setattr(args, {"N": "dsn_notify", "R": "dsn_ret", "V": "dsn_envid"}[letter], value)
         elif letter == "o":
             args.ignore_dots |= value == "i"  # -oi; every other -o option is queue tuning
         elif letter == "b" and value != "m":
@@ -193,7 +204,13 @@ def _outgoing(args: SendmailArgs, settings: Settings, data: bytes) -> Outgoing:
             Exit.USAGE,
         )
     content = add_missing_headers(strip_bcc(data), sender, args.full_name)
-    return Outgoing(content, sender, recipients)
+    dsn = None
+    if args.dsn_notify or args.dsn_ret or args.dsn_envid:
+        try:
+            dsn = DSN(args.dsn_notify, args.dsn_ret, args.dsn_envid)
+        except ValueError as exc:
+            raise CLIError(f"-N/-R/-V: {exc}", Exit.USAGE) from None
+    return Outgoing(content, sender, recipients, dsn=dsn)
 
 
 def run_sendmail_mode(argv: Sequence[str]) -> int:

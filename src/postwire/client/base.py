@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from .._core.commands import Ehlo, params_from
 from .._core.connection import SMTPConnection
+from .._core.dsn import DSN
 from .._core.effects import Effect
 from .._core.envelope import SendResult
 from .._core.errors import ExtensionNotSupported, ProtocolError, Timeout
@@ -302,6 +303,8 @@ class BaseClient:
         recipients: Sequence[str] | None,
         mail_options: Mapping[str, str | None] | None,
         rcpt_options: Mapping[str, str | None] | None,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
     ) -> PreparedMessage:
         if _is_header_and_lines(message):
             message, sender, recipients = _from_header(message, sender, recipients)
@@ -312,6 +315,8 @@ class BaseClient:
             mail_params=params_from(mail_options or {}),
             rcpt_params=params_from(rcpt_options or {}),
             identify_in=self._own_domain() if self.add_date_and_message_id else None,
+            dsn=dsn,
+            requiretls=require_tls,
         )
 
     def _own_domain(self) -> str:

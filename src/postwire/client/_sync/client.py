@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from ..._core import procedures
 from ..._core.batch import send_batch
 from ..._core.connection import SMTPConnection
+from ..._core.dsn import DSN
 from ..._core.envelope import SendResult
 from ..._core.errors import AuthenticationError, CancelledSend, SMTPError, Timeout, TLSError
 from ..._core.message import PreparedMessage
@@ -147,6 +148,8 @@ class Client(BaseClient):
         end_of_message: Callable[[], object] | None = None,
         cancel: CancelHandle | None = None,
         deadline: float | None = None,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
     ) -> SendResult:
         """Send one message; returns the accepted and refused recipients.
 
@@ -164,8 +167,15 @@ class Client(BaseClient):
         thread cancel the send, and so does cancelling the asyncio task that
         awaits it; after it, the send completes.  ``deadline`` bounds the
         whole send in seconds.
+
+        ``dsn`` asks for Delivery Status Notifications (:class:`~postwire.DSN`,
+        RFC 3461); ``require_tls`` sends REQUIRETLS (RFC 8689): only over TLS, to a
+        server that offers it, which must then keep TLS on every later hop.  Both
+        are refused before MAIL when the server cannot honour them.
         """
-        prepared = self._prepare(message, sender, recipients, mail_options, rcpt_options)
+        prepared = self._prepare(
+            message, sender, recipients, mail_options, rcpt_options, dsn, require_tls
+        )
         driver = self._require()
         if cancel is not None:
             cancel._attach(driver.stream)
