@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from servers.lmtp import LmtpServer
 from servers.postfix import PostfixServer
+from servers.proxies import HttpProxy, SocksProxy
 
 # -- Hypothesis ------------------------------------------------------------------------------
 
@@ -49,3 +51,32 @@ def postfix_inbox(postfix: PostfixServer) -> PostfixServer:
     """The session's Postfix with its Maildir emptied before the test."""
     postfix.clear()
     return postfix
+
+
+# -- Dovecot's LMTP server, Dante (SOCKS5) and tinyproxy (HTTP CONNECT), one each per session ----
+
+
+@pytest.fixture(scope="session")
+def lmtp() -> Iterator[LmtpServer]:
+    """A private Dovecot LMTP server on 127.0.0.1 and a Unix socket (see servers/lmtp.py)."""
+    with LmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def lmtp_boxes(lmtp: LmtpServer) -> LmtpServer:
+    """The session's LMTP server with every Maildir emptied before the test."""
+    lmtp.clear()
+    return lmtp
+
+
+@pytest.fixture(scope="session")
+def socks_proxy() -> Iterator[SocksProxy]:
+    with SocksProxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def http_proxy() -> Iterator[HttpProxy]:
+    with HttpProxy() as proxy:
+        yield proxy

@@ -622,3 +622,57 @@ def test_requiretls_needs_tls_and_the_extension() -> None:
     turns = [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"]
     done = drive(transaction(tls, message.envelope, message.content), tls, turns)
     assert done.error is None and done.writes[0] == b"MAIL FROM:<a@x> REQUIRETLS\r\n"
+
+
+# --- LMTP (RFC 2033): one reply per accepted recipient after the data -------------------------
+
+LHLO = b"250-lmtp.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n"
+LMTP_GROUP = b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@z>\r\nRCPT TO:<d@w>\r\nDATA\r\n"
+
+
+def _lmtp() -> SMTPConnection:
+    conn = SMTPConnection(lmtp=True)
+    done = drive(procedures.greet(conn, "client.test"), conn, [b"220 lmtp\r\n", LHLO])
+    assert done.writes == [b"LHLO client.test\r\n"] and done.error is None
+    return conn
+
+
+@pytest.mark.parametrize(
+    ("finals", "outcome"),
+    [
+        # d@w refused at RCPT; b@y delivered; c@z refused after the data (a full mailbox).
+        ([b"250 2.0.0 ok\r\n552 5.2.2 quota\r\n"], ("sent", ["b@y"], {"c@z": 552, "d@w": 550})),
+        ([b"452 4.2.2 full\r\n552 5.2.2 quota\r\n"], (errors.RecipientsRefused, None, None)),
+        # The server drops after one recipient's reply: the other may have it too.
+        ([b"250 2.0.0 ok\r\n"], (errors.PossiblyDelivered, None, None)),
+        # A 421 for the second is that recipient's answer: not delivered (and the end).
+        ([b"250 2.0.0 ok\r\n421 4.3.2 bye\r\n"], ("sent", ["b@y"], {"c@z": 421, "d@w": 550})),
+        # Nothing at all after the ".": possibly delivered, as for SMTP.
+        ([], (errors.PossiblyDelivered, None, None)),
+    ],
+    ids=["one fails after the data", "all fail", "drop after one", "421 after one", "no reply"],
+)
+def test_lmtp_replies_after_the_data(finals: list[bytes], outcome: tuple[Any, Any, Any]) -> None:
+    conn = _lmtp()
+    message = _message(["b@y", "c@z", "d@w"])
+    turns = [b"250 ok\r\n250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n354 go\r\n", *finals]
+    done = drive(transaction(conn, message.envelope, message.content), conn, turns)
+    assert done.writes == [LMTP_GROUP, WIRE]  # DATA, never BDAT, in LMTP
+    kind, accepted, refused = outcome
+    if kind == "sent":
+        assert done.error is None, done.error
+        assert done.value.accepted == accepted
+        assert {k: r.code for k, r in done.value.refused.items()} == refused
+        assert done.value.refused["c@z"].command == "end of data"
+    else:
+        assert isinstance(done.error, kind), done.error
+        if kind is errors.RecipientsRefused:
+            assert done.error.step == "end of data"
+
+
+def test_lmtp_has_no_helo_fallback_and_no_batch() -> None:
+    conn = SMTPConnection(lmtp=True)
+    done = drive(procedures.greet(conn, "client.test"), conn, [b"220 x\r\n", b"500 what\r\n"])
+    assert isinstance(done.error, errors.HeloError) and done.writes == [b"LHLO client.test\r\n"]
+    with pytest.raises(ValueError, match="LMTP"):
+        next(send_batch(_lmtp(), [], lambda i, o: None))

@@ -89,6 +89,8 @@ def send_batch(
     """
     if not conn.extensions.pipelining:
         raise ValueError("send_batch needs a server that offers PIPELINING")
+    if conn.lmtp:
+        raise ValueError("send_batch speaks SMTP: LMTP's per-recipient replies need transaction()")
     if window < 1:
         raise ValueError("window must be at least 1")
     bdat = chunking and conn.extensions.chunking

@@ -32,17 +32,21 @@ class BodyEncoder:
 
 
 class DataBody(BodyEncoder):
-    """Dot-stuffed content after a 354 reply; one reply (to the ``.``) is owed."""
+    """Dot-stuffed content after a 354 reply; the ``.`` is owed ``replies`` replies.
 
-    def __init__(self, conn: SMTPConnection) -> None:
+    One for SMTP; for LMTP one per accepted recipient (RFC 2033 §4.2).
+    """
+
+    def __init__(self, conn: SMTPConnection, replies: int = 1) -> None:
         self._conn = conn
+        self._owed = replies
 
     def feed(self, chunk: bytes) -> bytes:
         return self._conn.send_data(chunk)
 
     def finish(self) -> bytes:
-        self.replies = 1
-        return self._conn.end_data()
+        self.replies = self._owed
+        return self._conn.end_data(self._owed)
 
 
 class BdatBody(BodyEncoder):

@@ -25,6 +25,7 @@ __all__ = [
     "Ehlo",
     "Greeting",
     "Helo",
+    "Lhlo",
     "Mail",
     "Noop",
     "Quit",
@@ -132,6 +133,13 @@ class Ehlo(_Hello):
 @dataclass(frozen=True, slots=True)
 class Helo(_Hello):
     verb = "HELO"
+
+
+@dataclass(frozen=True, slots=True)
+class Lhlo(_Hello):
+    """LMTP's greeting command (RFC 2033 §4.1): EHLO's reply, under another name."""
+
+    verb = "LHLO"
 
 
 def _check_domain(domain: str) -> None:

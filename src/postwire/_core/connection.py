@@ -112,6 +112,7 @@ class SMTPConnection:
         *,
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         max_reply_size: int = DEFAULT_MAX_REPLY_SIZE,
+        lmtp: bool = False,
     ) -> None:
         self._parser = ReplyParser(max_line_length=max_line_length, max_reply_size=max_reply_size)
         self._pending: deque[_Pending] = deque([_Pending(c.Greeting(), 0)])
@@ -129,6 +130,8 @@ class SMTPConnection:
         self.authenticated = False
         #: The server's opening reply (220, or the refusal), once read.
         self.greeting: Reply | None = None
+        #: LMTP (RFC 2033): LHLO, and one reply per accepted recipient after the data.
+        self.lmtp = lmtp
 
     # -- sending ---------------------------------------------------------------
 
@@ -188,13 +191,20 @@ class SMTPConnection:
             self._stuffer = DotStuffer()
         return self._stuffer.feed(chunk)
 
-    def end_data(self) -> bytes:
-        """The bytes that end the content, including the final ``.`` line."""
+    def end_data(self, replies: int = 1) -> bytes:
+        """The bytes that end the content, including the final ``.`` line.
+
+        ``replies``: how many replies the ``.`` is owed; LMTP answers once per
+        recipient accepted (RFC 2033 §4.2), SMTP once.
+        """
         if self.state is not State.DATA:
             raise LocalProtocolError(f"cannot end message data in state {self.state.value}")
         tail = self._stuffer.finish() if self._stuffer is not None else b".\r\n"
         self._stuffer = None
-        self.send(c.DataEnd())
+        end = c.DataEnd()
+        self.send(end)
+        for _ in range(replies - 1):
+            self._pending.append(_Pending(end, self._tx))
         return tail
 
     def send_chunk(self, chunk: bytes, *, last: bool) -> bytes:
@@ -312,7 +322,7 @@ class SMTPConnection:
             new = ON_REPLY.get((self.state, kind, reply.code // 100))
             if new is not None:
                 self.state = new
-        if kind is c.Ehlo and reply.is_positive:
+        if (kind is c.Ehlo or kind is c.Lhlo) and reply.is_positive:
             self.extensions = Extensions.from_reply(reply)
         elif kind is c.Helo and reply.is_positive:
             self.extensions = Extensions()

@@ -194,12 +194,14 @@ class RecipientsRefused(SMTPError):
     ``refused`` maps each refused address to the server's reply.
     """
 
-    def __init__(self, refused: Mapping[str, Reply], message: str | None = None) -> None:
+    def __init__(
+        self, refused: Mapping[str, Reply], message: str | None = None, *, step: str = "RCPT"
+    ) -> None:
         if message is None:
             parts = [f"{addr}: {r.code} {r.text}".rstrip() for addr, r in refused.items()]
-            message = "RCPT failed: recipients refused: " + "; ".join(parts)
+            message = f"{step} failed: recipients refused: " + "; ".join(parts)
         first = next(iter(refused.values()), None)
-        super().__init__(message, reply=first, step="RCPT")
+        super().__init__(message, reply=first, step=step)
         self.refused: dict[str, Reply] = dict(refused)
 
 

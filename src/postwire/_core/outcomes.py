@@ -140,6 +140,25 @@ class TransactionReplies:
             return SendResult(self.accepted, self.refused, final)
         return DataError("end of data", final)
 
+    def after_lmtp_data(self, finals: Sequence[Reply]) -> SendResult | SMTPError:
+        """What LMTP's replies after the final "." decide: one per accepted recipient.
+
+        RFC 2033 §4.2: each reply is that recipient's delivery, in the order the
+        RCPTs were accepted; the message is sent if any recipient got it.
+        """
+        delivered: list[str] = []
+        refused = dict(self.refused)
+        last: Reply | None = None
+        for rcpt, reply in zip(self.accepted, finals, strict=True):
+            if reply.is_positive:
+                delivered.append(rcpt)
+                last = reply
+            else:
+                refused[rcpt] = reply
+        if last is None:
+            return RecipientsRefused(refused, step="end of data")
+        return SendResult(delivered, refused, last)
+
     def after_bdat(self, replies: Sequence[Reply]) -> SendResult | SMTPError:
         """What the replies to a transaction's BDAT commands decide (RFC 3030 §2, §4.2).
 

@@ -56,7 +56,16 @@ def greet(conn: SMTPConnection, local_hostname: str) -> Generator[Effect, Reply 
 
 
 def hello(conn: SMTPConnection, local_hostname: str) -> Generator[Effect, Reply | None, Reply]:
-    """EHLO, falling back to HELO when the server does not know EHLO."""
+    """EHLO, falling back to HELO when the server does not know EHLO; LHLO for LMTP."""
+    if conn.lmtp:
+        # RFC 2033 §4.1: LHLO replaces both, and has no fallback.
+        yield Send(conn.send(c.Lhlo(local_hostname)))
+        reply = yield from recv()
+        if reply.code == 421:
+            raise closing("LHLO", reply)
+        if not reply.is_positive:
+            raise HeloError("LHLO", reply)
+        return reply
     yield Send(conn.send(c.Ehlo(local_hostname)))
     reply = yield from recv()
     if reply.is_positive:

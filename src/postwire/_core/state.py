@@ -53,10 +53,11 @@ _ANY_TIME: dict[type[c.Command], State | None] = {c.Noop: None, c.Quit: State.CL
 # from a state's row may not be sent in that state.
 SEND: dict[State, dict[type[c.Command], State | None]] = {
     State.CONNECTING: {c.Quit: State.CLOSING},
-    State.GREETED: {c.Ehlo: None, c.Helo: None, c.Rset: None, **_ANY_TIME},
+    State.GREETED: {c.Ehlo: None, c.Helo: None, c.Lhlo: None, c.Rset: None, **_ANY_TIME},
     State.READY: {
         c.Ehlo: None,
         c.Helo: None,
+        c.Lhlo: None,
         c.StartTLS: State.TLS_PENDING,
         c.Auth: State.AUTH,
         c.Mail: State.TRANSACTION,
@@ -88,6 +89,7 @@ ON_REPLY: dict[tuple[State, type[c.Command], int], State] = {
     # A 554 greeting leaves CONNECTING, where QUIT is still allowed (RFC 5321 §3.1).
     (State.GREETED, c.Ehlo, 2): State.READY,
     (State.GREETED, c.Helo, 2): State.READY,
+    (State.GREETED, c.Lhlo, 2): State.READY,
     (State.TLS_PENDING, c.StartTLS, 2): State.TLS_HANDSHAKE,
     (State.TLS_PENDING, c.StartTLS, 4): State.READY,
     (State.TLS_PENDING, c.StartTLS, 5): State.READY,

@@ -17,6 +17,7 @@ from .envelope import Envelope, SendResult
 from .errors import (
     ExtensionNotSupported,
     MessageTooLarge,
+    PossiblyDelivered,
     RecipientsRefused,
     SenderRefused,
     SMTPError,
@@ -150,6 +151,9 @@ def transaction(
     pipe = ext.pipelining if pipelining is None else (pipelining and ext.pipelining)
     params = mail_params(conn, envelope)
     bdat = ext.chunking if chunking is None else (chunking and ext.chunking)
+    # LMTP answers the end of the data once per recipient (RFC 2033 §4.2); that is
+    # defined for DATA, so LMTP transactions use DATA.
+    bdat = bdat and not conn.lmtp
     check_binary(envelope, bdat)
     replies = TransactionReplies(envelope.recipients)
 
@@ -203,6 +207,8 @@ def transaction(
             final = yield from recv(Wait.DATA_END)
         except (SMTPError, OSError) as exc:
             _raise_converted(exc, before_end_of_data)
+    elif conn.lmtp:
+        return (yield from _lmtp_data_end(conn, content, replies))
     else:
         yield SendBody(DataBody(conn), content)
         try:
@@ -213,6 +219,36 @@ def transaction(
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome
+
+
+def _lmtp_data_end(
+    conn: SMTPConnection, content: object, replies: TransactionReplies
+) -> Generator[Effect, Reply | None, SendResult]:
+    """LMTP: the content, then one reply per accepted recipient (RFC 2033 §4.2)."""
+    body = DataBody(conn, replies=len(replies.accepted))
+    yield SendBody(body, content)
+    finals: list[Reply] = []
+    try:
+        for _ in range(body.replies):
+            finals.append((yield from recv(Wait.DATA_END)))
+    except (SMTPError, OSError) as exc:
+        if finals:
+            # Some recipients already had their message: whatever the cause (a 421
+            # included), the others may have too.
+            _raise_converted(exc, _possibly_delivered)
+        _raise_converted(exc, after_end_of_data)
+    outcome = replies.after_lmtp_data(finals)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _possibly_delivered(exc: BaseException) -> BaseException:
+    return PossiblyDelivered(
+        f"{exc}; this happened after some recipients' LMTP replies, so the message may "
+        "have been delivered to the others",
+        step="end of data",
+    )
 
 
 def _send_bdat(

@@ -14,6 +14,14 @@ import ssl
 
 from .._core.errors import ConnectError, ConnectTimeout, ServerDisconnected, Timeout
 from .failures import read_failure, write_failure
+from .proxy import (
+    MAX_CONNECT_REPLY,
+    connect_request,
+    is_http,
+    parse_connect_reply,
+    proxy_address,
+    socks_connect_async,
+)
 from .tls import describe_tls
 
 __all__ = ["AsyncSocketStream", "open_stream"]
@@ -124,29 +132,68 @@ async def _wait(future: asyncio.Future[None], timeout: float | None) -> bool:
 
 
 async def open_stream(
-    host: str, port: int, timeout: float | None, source_address: tuple[str, int] | None = None
+    host: str,
+    port: int,
+    timeout: float | None,
+    source_address: tuple[str, int] | None = None,
+    proxy: str | None = None,
 ) -> AsyncSocketStream:
-    """Connect over TCP within ``timeout``, mapping failures to :class:`ConnectError`.
+    """Connect over TCP, a proxy or a Unix socket within ``timeout``.
 
-    TLS, implicit or after STARTTLS, is started on the stream afterwards.
+    A ``host`` that is an absolute path is a Unix domain socket.  TLS, implicit
+    or after STARTTLS, is started on the stream afterwards.
     """
     loop = asyncio.get_running_loop()
+    peer = host if host.startswith("/") else f"{host}:{port}"
     try:
-        transport, protocol = await asyncio.wait_for(
-            loop.create_connection(_Protocol, host, port, local_addr=source_address), timeout
-        )
+        if host.startswith("/"):
+            connecting = loop.create_unix_connection(_Protocol, host)
+        elif proxy is not None and is_http(proxy):
+            return await asyncio.wait_for(_http_tunnel(proxy, host, port, timeout), timeout)
+        elif proxy is not None:
+            sock = await socks_connect_async(proxy, host, port, timeout)
+            connecting = loop.create_connection(_Protocol, sock=sock)
+        else:
+            connecting = loop.create_connection(_Protocol, host, port, local_addr=source_address)
+        transport, protocol = await asyncio.wait_for(connecting, timeout)
     except asyncio.TimeoutError:
         raise ConnectTimeout(
-            f"connecting to {host}:{port} timed out after {timeout:.3g} s", step="connect"
+            f"connecting to {peer} timed out after {timeout:.3g} s", step="connect"
         ) from None
     except OSError as exc:
-        raise ConnectError(f"cannot connect to {host}:{port}: {exc}", step="connect") from exc
+        raise ConnectError(f"cannot connect to {peer}: {exc}", step="connect") from exc
     sock = transport.get_extra_info("socket")
     if sock is not None:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+    return AsyncSocketStream(transport, protocol, peer)
+
+
+async def _http_tunnel(
+    url: str, host: str, port: int, timeout: float | None
+) -> AsyncSocketStream:
+    """An HTTP CONNECT tunnel (RFC 9110 §9.3.6) through the proxy at ``url``.
+
+    The proxy's reply is taken off our protocol's buffer up to its empty line;
+    what follows (the server's greeting, if it came in the same segment) stays
+    there for the SMTP parser.
+    """
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_connection(_Protocol, *proxy_address(url))
+    try:
+        transport.write(connect_request(url, host, port))
+        while (end := protocol.buffer.find(b"\r\n\r\n")) < 0:
+            if protocol.eof or len(protocol.buffer) > MAX_CONNECT_REPLY:
+                break
+            await protocol.wait_readable(timeout)
+        head = bytes(protocol.buffer[: end + 4]) if end >= 0 else bytes(protocol.buffer)
+        del protocol.buffer[: len(head)]
+        parse_connect_reply(head, url, host, port)
+    except BaseException:
+        transport.abort()
+        raise
     return AsyncSocketStream(transport, protocol, f"{host}:{port}")
 
 
@@ -172,7 +219,7 @@ class AsyncSocketStream:
     @property
     def local_address(self) -> str | None:
         name = self.transport.get_extra_info("sockname")
-        return str(name[0]) if name else None
+        return str(name[0]) if isinstance(name, tuple) else None
 
     async def read(self, timeout: float | None, step: str) -> bytes:
         proto = self.protocol

@@ -8,6 +8,7 @@ import threading
 
 from .._core.errors import ConnectError, ConnectTimeout
 from .failures import read_failure, write_failure
+from .proxy import connect_sync
 from .tls import describe_tls
 
 __all__ = ["SocketStream", "open_socket", "open_stream"]
@@ -38,10 +39,39 @@ def open_socket(
 
 
 def open_stream(
-    host: str, port: int, timeout: float | None, source_address: tuple[str, int] | None = None
+    host: str,
+    port: int,
+    timeout: float | None,
+    source_address: tuple[str, int] | None = None,
+    proxy: str | None = None,
 ) -> SocketStream:
-    """Connect over TCP (see :func:`open_socket`); TLS is started on the stream afterwards."""
+    """Connect over TCP, a proxy or a Unix socket; TLS is started on the stream afterwards.
+
+    A ``host`` that is an absolute path is a Unix domain socket (``port`` unused).
+    """
+    if host.startswith("/"):
+        return SocketStream(_open_unix(host, timeout), host)
+    if proxy is not None:
+        sock = connect_sync(proxy, host, port, timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return SocketStream(sock, f"{host}:{port}")
     return SocketStream(open_socket(host, port, timeout, source_address), f"{host}:{port}")
+
+
+def _open_unix(path: str, timeout: float | None) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except TimeoutError:
+        sock.close()
+        raise ConnectTimeout(
+            f"connecting to {path} timed out after {timeout:.3g} s", step="connect"
+        ) from None
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(f"cannot connect to {path}: {exc}", step="connect") from exc
+    return sock
 
 
 class SocketStream:
@@ -67,10 +97,12 @@ class SocketStream:
 
     @property
     def local_address(self) -> str | None:
+        """The local IP address, or None (a Unix socket has none)."""
         try:
-            return str(self.sock.getsockname()[0])
+            name = self.sock.getsockname()
         except OSError:
             return None
+        return str(name[0]) if isinstance(name, tuple) else None
 
     def read(self, timeout: float | None, step: str) -> bytes:
         self._settimeout(timeout)

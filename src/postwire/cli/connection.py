@@ -18,6 +18,7 @@ from ..client import Client, TLSMode
 from ..config import (
     TLS_MODES,
     Settings,
+    default_tls,
     load_settings,
     parse_server,
     positive_seconds,
@@ -62,7 +63,8 @@ def add_connection_options(parser: argparse.ArgumentParser, *, server: bool = Tr
         group.add_argument(
             "--server",
             metavar="HOST[:PORT]",
-            help="the SMTP server (default port: 587 for starttls, 465 for implicit, else 25)",
+            help="the SMTP server (default port: 587 for starttls, 465 for implicit, else 25), "
+            "or the path of a Unix socket",
         )
     group.add_argument(
         "--tls",
@@ -83,6 +85,14 @@ def add_connection_options(parser: argparse.ArgumentParser, *, server: bool = Tr
         type=_positive,
         metavar="SECONDS",
         help=f"limit for each network step (default {DEFAULT_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="through a proxy: socks5://[user:pass@]host:port or http://[user:pass@]host:port",
+    )
+    group.add_argument(
+        "--lmtp", action="store_true", default=None, help="speak LMTP (RFC 2033; port 24)"
     )
     group.add_argument("--config", metavar="PATH", help="the config file (TOML)")
     group.add_argument("--account", metavar="NAME", help="the config file account to use")
@@ -139,6 +149,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         password_prompt=get.get("password_prompt"),
         timeout=get.get("timeout"),
         allow_plaintext_auth=get.get("allow_plaintext_auth"),
+        lmtp=get.get("lmtp"),
+        proxy=get.get("proxy"),
     )
     return load_settings(cli, config=get.get("config"), account=get.get("account"))
 
@@ -157,6 +169,8 @@ class Target:
     user: str | None
     password: str | None
     allow_plaintext_auth: bool
+    lmtp: bool = False
+    proxy: str | None = None
 
     @property
     def address(self) -> str:
@@ -167,8 +181,8 @@ def target_from(
     settings: Settings, *, missing_password: int, server: str | None = None, auth: bool = True
 ) -> Target:
     """Resolve the server, the TLS context and the password (before anything is sent)."""
-    tls = cast(TLSMode, settings.tls or "starttls")
-    text = server or settings.server
+    text = server or settings.server or ""
+    tls = cast(TLSMode, settings.tls or default_tls(text))
     if not text:
         raise CLIError(
             "no server: give --server HOST[:PORT], set POSTWIRE_SERVER, "
@@ -176,7 +190,7 @@ def target_from(
             Exit.CONFIG,
         )
     try:
-        host, port = parse_server(text, tls)
+        host, port = parse_server(text, tls, lmtp=bool(settings.lmtp))
     except ValueError as exc:
         raise CLIError(str(exc), Exit.USAGE) from None
     context = None
@@ -205,6 +219,8 @@ def target_from(
         user=settings.user if auth else None,
         password=password,
         allow_plaintext_auth=bool(settings.allow_plaintext_auth),
+        lmtp=bool(settings.lmtp),
+        proxy=settings.proxy,
     )
 
 
@@ -234,6 +250,8 @@ def make_client(
         password=target.password,
         allow_plaintext_auth=target.allow_plaintext_auth,
         timeout=target.timeout,
+        lmtp=target.lmtp,
+        proxy=target.proxy,
         transcript=transcript,
     )
     if transcript is not None:

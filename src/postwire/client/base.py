@@ -30,6 +30,7 @@ from .._core.sasl import Mechanism, check_credential, choose_mechanism
 from .._core.state import State
 from .._core.timeouts import Timeouts
 from .._core.transaction import transaction
+from .._net.proxy import check_proxy_url
 from .._net.tls import TLS_MODES, TLSMode, check_fingerprint, make_context, normalize_fingerprint
 from ..config import account_options, url_options
 from .transcript import Tracer
@@ -79,6 +80,12 @@ class BaseClient:
         local_hostname: the EHLO name; default: a valid name found without DNS.
         source_address: the local (host, port) to connect from.
         pipelining, chunking: use PIPELINING / CHUNKING when offered.
+        lmtp: speak LMTP (RFC 2033): LHLO, and a reply per recipient after the
+            data, reported in the result; default port 24.
+        proxy: reach the server through a SOCKS or HTTP CONNECT proxy,
+            ``socks5://[user:password@]host:port`` or ``http://host:port``
+            (``postwire[proxy]``); TLS is still verified against ``host``.
+            A ``host`` that is an absolute path is a Unix domain socket.
         transcript: a callable receiving each transcript line (AUTH hidden).
         add_date_and_message_id: give an ``EmailMessage`` that has no Date or
             no Message-ID one (RFC 5322 §3.6.1, §3.6.4), as mail programs do;
@@ -111,15 +118,31 @@ class BaseClient:
         chunking: bool = True,
         transcript: Callable[[str], None] | None = None,
         add_date_and_message_id: bool = True,
+        lmtp: bool = False,
+        proxy: str | None = None,
     ) -> None:
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
         if not isinstance(host, str) or not host or any(ch in host for ch in "\r\n\0 \t"):
-            raise ValueError(f"host must be a host name or address: {host!r}")
-        if port is None:
-            port = 465 if tls == "implicit" else 25
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"host must be a host name, an address or a socket path: {host!r}")
+        unix = host.startswith("/")
+        if unix:
+            if tls != "none" and server_hostname is None:
+                raise ValueError(
+                    "a Unix socket has no host name to verify a certificate against: "
+                    "pass tls='none', or server_hostname= with the name on the certificate"
+                )
+            if proxy is not None:
+                raise ValueError("a Unix socket cannot be reached through a proxy")
+            port = 0
+        elif port is None:
+            # RFC 8314 §3.3: 465; SMTP: 25; LMTP must not use 25 (RFC 2033 §5): 24.
+            port = 465 if tls == "implicit" else 24 if lmtp else 25
+        bad_port = isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+        if not unix and bad_port:
             raise ValueError(f"port must be an int from 1 to 65535, not {port!r}")
+        if proxy is not None:
+            check_proxy_url(proxy)
         check_credential(username, "username")
         check_credential(password, "password")
         if isinstance(oauth2_token, str) or oauth2_token is None:
@@ -150,6 +173,8 @@ class BaseClient:
         self.pipelining = pipelining
         self.chunking = chunking
         self.add_date_and_message_id = add_date_and_message_id
+        self.lmtp = lmtp
+        self.proxy = proxy
         self._tracer = Tracer(transcript)
         self._conn = None
         self.ehlo_reply: Reply | None = None
@@ -180,7 +205,8 @@ class BaseClient:
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
-        return f"<{type(self).__name__} {self.host}:{self.port} tls={self.tls} {state}>"
+        where = self.host if self.host.startswith("/") else f"{self.host}:{self.port}"
+        return f"<{type(self).__name__} {where} tls={self.tls} {state}>"
 
     @property
     def connected(self) -> bool:
@@ -263,8 +289,13 @@ class BaseClient:
         )
 
     def _pipelines(self) -> bool:
-        """Whether the next messages go pipelined (asked for, and offered)."""
-        return self.pipelining and self._conn is not None and self._conn.extensions.pipelining
+        """Whether the next messages go pipelined (asked for, and offered).
+
+        LMTP pipelines within a transaction only: its per-recipient replies after
+        the data are not what a pipelined batch of SMTP transactions expects.
+        """
+        conn = self._conn
+        return self.pipelining and conn is not None and conn.extensions.pipelining and not self.lmtp
 
     def _pipelining_fallback(
         self,

@@ -26,7 +26,7 @@ from .._core.errors import ConfigError
 from .._net.tls import TLSMode
 from .files import ENV_VARS, KEYS, find_config, load_settings
 from .passwords import Prompt, read_password
-from .settings import TLS_MODES, Settings, parse_server, positive_seconds
+from .settings import TLS_MODES, Settings, default_tls, parse_server, positive_seconds
 from .url import SCHEMES, parse_url
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Settings",
     "account_options",
     "config_from_settings",
+    "default_tls",
     "find_config",
     "from_account",
     "from_url",
@@ -72,6 +73,8 @@ class ClientConfig:
     allow_plaintext_auth: bool | None = None
     pipelining: bool | None = None
     chunking: bool | None = None
+    lmtp: bool | None = None
+    proxy: str | None = None
     sender: str | None = None
 
     def client_options(self) -> dict[str, Any]:
@@ -147,9 +150,9 @@ def config_from_settings(
             "no server: give --server HOST[:PORT], set POSTWIRE_SERVER, "
             "or configure an account in the config file"
         )
-    tls: TLSMode = settings.tls or "starttls"  # type: ignore[assignment]  # checked on load
+    tls: TLSMode = settings.tls or default_tls(settings.server)  # type: ignore[assignment]
     try:
-        host, port = parse_server(settings.server, tls)
+        host, port = parse_server(settings.server, tls, lmtp=bool(settings.lmtp))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return ClientConfig(
@@ -162,6 +165,8 @@ def config_from_settings(
         password=read_password(settings, host, prompt=prompt, environ=environ),
         timeout=settings.timeout,
         allow_plaintext_auth=settings.allow_plaintext_auth,
+        lmtp=settings.lmtp,
+        proxy=settings.proxy,
         sender=settings.sender,
     )
 

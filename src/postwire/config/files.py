@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .._core.errors import ConfigError
+from .._net.proxy import check_proxy_url
 from .._net.tls import normalize_fingerprint
 from .settings import TLS_MODES, Settings, parse_server, positive_seconds
 
@@ -45,9 +46,11 @@ _STRING_KEYS = (
     "password_file",
     "password_command",
     "from",
+    "proxy",
 )
+_FLAG_KEYS = ("allow_plaintext_auth", "lmtp")
 #: Every setting an account (or ``[defaults]``) may have.
-KEYS = (*_STRING_KEYS, "timeout", "allow_plaintext_auth")
+KEYS = (*_STRING_KEYS, "timeout", *_FLAG_KEYS)
 
 #: Environment variables and the setting each one gives (documented in ``--help``).
 ENV_VARS: Mapping[str, str] = {
@@ -61,6 +64,7 @@ ENV_VARS: Mapping[str, str] = {
     "POSTWIRE_PASSWORD_COMMAND": "password_command",
     "POSTWIRE_FROM": "from",
     "POSTWIRE_TIMEOUT": "timeout",
+    "POSTWIRE_PROXY": "proxy",
 }
 
 
@@ -115,10 +119,11 @@ def _table(path: Path, where: str, raw: Mapping[str, Any]) -> Settings:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise fail("timeout must be a positive number of seconds")
         values["timeout"] = float(timeout)
-    if "allow_plaintext_auth" in raw:
-        if not isinstance(raw["allow_plaintext_auth"], bool):
-            raise fail("allow_plaintext_auth must be true or false")
-        values["allow_plaintext_auth"] = raw["allow_plaintext_auth"]
+    for key in _FLAG_KEYS:
+        if key in raw:
+            if not isinstance(raw[key], bool):
+                raise fail(f"{key} must be true or false")
+            values[key] = raw[key]
     for key in ("cafile", "password_file"):
         if key in values:  # relative to the config file's folder
             values[key] = str(path.parent / Path(values[key]).expanduser())
@@ -133,6 +138,11 @@ def _check(settings: Settings, fail: Callable[[str], ConfigError]) -> None:
     if settings.server is not None:
         try:
             parse_server(settings.server, settings.tls or "starttls")
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    if settings.proxy is not None:
+        try:
+            check_proxy_url(settings.proxy)
         except ValueError as exc:
             raise fail(str(exc)) from None
     if settings.tls_fingerprint is not None:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from .._net.tls import TLS_MODES
 
-__all__ = ["PASSWORD_KEYS", "TLS_MODES", "Settings", "parse_server", "positive_seconds"]
+__all__ = [
+    "PASSWORD_KEYS",
+    "TLS_MODES",
+    "Settings",
+    "default_tls",
+    "parse_server",
+    "positive_seconds",
+]
 
 #: The settings that say where a password comes from (never the password itself).
 PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password_prompt")
@@ -35,6 +42,8 @@ class Settings:
     sender: str | None = None
     timeout: float | None = None
     allow_plaintext_auth: bool | None = None
+    lmtp: bool | None = None
+    proxy: str | None = None
 
     def over(self, lower: Settings) -> Settings:
         """These settings on top of ``lower`` (a password source replaces all lower ones)."""
@@ -62,13 +71,24 @@ def positive_seconds(text: str) -> float | None:
     return value if value > 0 else None
 
 
-def parse_server(text: str, tls: str) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address -> (host, port).
+def default_tls(server: str) -> str:
+    """The TLS mode when none is configured: STARTTLS, required (never plain text silently);
+    none for a Unix socket, which has no name to verify a certificate against."""
+    return "none" if server.lstrip().startswith("/") else "starttls"
+
+
+def parse_server(text: str, tls: str, *, lmtp: bool = False) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port``, a bare IPv6 address or a socket path -> (host, port).
 
     Without a port: 465 for implicit TLS (RFC 8314 §3.3), 587 for STARTTLS
-    (submission, RFC 6409), 25 otherwise.
+    (submission, RFC 6409), 25 otherwise; 24 for LMTP (RFC 2033 §5 forbids 25).
+    An absolute path is a Unix domain socket (the port is 0).
     """
     text = text.strip()
+    if text.startswith("/"):
+        if any(ch.isspace() for ch in text):
+            raise ValueError(f"bad socket path {text!r}")
+        return text, 0
     port_text = ""
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
@@ -85,4 +105,6 @@ def parse_server(text: str, tls: str) -> tuple[str, int]:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ValueError(f"bad port in server address {text!r}")
         return host, int(port_text)
+    if lmtp:
+        return host, 24
     return host, {"implicit": 465, "starttls": 587}.get(tls, 25)

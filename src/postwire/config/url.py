@@ -19,15 +19,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core.errors import ConfigError
+from .._net.proxy import check_proxy_url
 from .._net.tls import TLS_MODES, normalize_fingerprint
-from .settings import parse_server, positive_seconds
+from .settings import default_tls, parse_server, positive_seconds
 
 __all__ = ["SCHEMES", "UrlOptions", "parse_url"]
 
 #: Each scheme and the TLS mode it fixes (None: the ``tls`` option or the default).
-SCHEMES: dict[str, str | None] = {"smtp": None, "smtp+starttls": "starttls", "smtps": "implicit"}
+SCHEMES: dict[str, str | None] = {
+    "smtp": None,
+    "smtp+starttls": "starttls",
+    "smtps": "implicit",
+    "lmtp": None,
+}
 
-_TEXT_OPTIONS = ("cafile", "tls_fingerprint", "server_hostname", "auth_mechanism", "local_hostname")
+_TEXT_OPTIONS = (
+    "cafile",
+    "tls_fingerprint",
+    "server_hostname",
+    "auth_mechanism",
+    "local_hostname",
+    "proxy",
+)
 _FLAG_OPTIONS = ("allow_plaintext_auth", "pipelining", "chunking")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -74,27 +87,30 @@ def parse_url(url: str) -> UrlOptions:
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise fail(f"the scheme must be one of {', '.join(s + '://' for s in SCHEMES)}")
-    if not parts.hostname:
-        raise fail("no host")
-    if parts.path not in ("", "/") or parts.fragment:
-        raise fail("an SMTP URL has no path or fragment")
+    socket_path = parts.path if not parts.netloc and parts.path.startswith("/") else None
+    if not parts.hostname and socket_path is None:
+        raise fail("no host (or, for a Unix socket, a path: smtp:///run/mail.sock)")
+    if (socket_path is None and parts.path not in ("", "/")) or parts.fragment:
+        raise fail("an SMTP URL has no path or fragment, but for a Unix socket's")
     query: dict[str, str] = {}
     for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
         if key in query:
             raise fail(f"the option {key!r} is given twice")
         query[key] = value
     fixed = SCHEMES[scheme]
-    tls = query.pop("tls", None) or fixed or "starttls"
+    tls = query.pop("tls", None) or fixed or default_tls(socket_path or "")
     if tls not in TLS_MODES:
         raise fail(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
     if fixed is not None and tls != fixed:
         raise fail(f"{scheme}:// means tls={fixed}; it cannot be combined with tls={tls}")
-    host = parts.hostname
+    host = parts.hostname or ""
     server = f"[{host}]" if ":" in host else host
     if port_given is not None:
         server += f":{port_given}"
+    if socket_path is not None:
+        server = urllib.parse.unquote(socket_path)
     try:
-        host, port = parse_server(server, tls)
+        host, port = parse_server(server, tls, lmtp=scheme == "lmtp")
     except ValueError as exc:
         raise fail(str(exc)) from None
     options: dict[str, Any] = {}
@@ -104,6 +120,13 @@ def parse_url(url: str) -> UrlOptions:
             if not value:
                 raise fail(f"the option {key} is empty")
             options[key] = value
+    if scheme == "lmtp":
+        options["lmtp"] = True
+    if "proxy" in options:
+        try:
+            check_proxy_url(options["proxy"])
+        except ValueError as exc:
+            raise fail(str(exc)) from None
     if "tls_fingerprint" in options:
         try:
             normalize_fingerprint(options["tls_fingerprint"])

@@ -63,10 +63,10 @@ class AsyncClient(BaseClient):
         if self.connected:
             raise RuntimeError("already connected")
         stream = await open_stream(
-            self.host, self.port, self.timeouts.connect, self.source_address
+            self.host, self.port, self.timeouts.connect, self.source_address, self.proxy
         )
-        self._tracer.note(f"connected to {self.host}:{self.port}")
-        conn = SMTPConnection()
+        self._tracer.note(f"connected to {stream.peer}" + (" (proxy)" if self.proxy else ""))
+        conn = SMTPConnection(lmtp=self.lmtp)
         driver = AsyncDriver(stream, conn, self.timeouts, self._tracer, self._starttls_upgrade)
         self._driver, self._conn = driver, conn
         try:
