@@ -89,7 +89,8 @@ def test_plain_message_is_stored_byte_exact_in_memory_and_maildir(
     assert abs((datetime.now(timezone.utc) - msg.received_at).total_seconds()) < 60
     assert msg.email()["Subject"] == "Hi there"
 
-    assert sorted(p.name for p in maildir.iterdir()) == ["cur", "new", "tmp"]
+    # The envelope and session facts go beside the Maildir folders, for a restart to read.
+    assert sorted(p.name for p in maildir.iterdir()) == ["cur", "new", "postwire", "tmp"]
     assert list((maildir / "tmp").iterdir()) == []
     (stored,) = list((maildir / "new").iterdir())
     assert msg.path == stored

@@ -25,6 +25,12 @@ class CapturedMessage:
     ``data`` is the message content exactly as sent after DATA (CRLF line endings, dot-stuffing
     removed, RFC 5321 section 4.5.2). ``mail_from`` is ``""`` for the null reverse-path ``<>``.
     ``path`` is the Maildir file, when the server writes one.
+
+    The session that brought it: ``helo`` (the EHLO/HELO name), ``tls_version`` and
+    ``tls_cipher`` (``None`` without TLS), ``transcript`` (the SMTP exchange of the session up to
+    this message, AUTH payloads redacted, the content replaced by its size) and ``mailbox`` (the
+    name of the listener it came in on: ``None`` for the server's own port). ``id`` is the
+    store's identifier, the one the web UI and the HTTP API use.
     """
 
     mail_from: str
@@ -37,6 +43,12 @@ class CapturedMessage:
     mail_options: list[str] = field(default_factory=list)
     rcpt_options: list[str] = field(default_factory=list)
     path: Path | None = None
+    helo: str | None = None
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    transcript: tuple[str, ...] = ()
+    mailbox: str | None = None
+    id: str = ""
 
     def email(self) -> EmailMessage:
         """Parse :attr:`data` with the modern :mod:`email` policy."""
