@@ -171,7 +171,10 @@ class CaptureServer:
         web_sock = None
         try:
             if self._web_address is not None:
-                web_sock = _bind(*self._web_address)
+                try:
+                    web_sock = _bind(*self._web_address)
+                except OSError as exc:  # say which of the two ports could not be had
+                    raise OSError(exc.errno, exc.strerror, "web UI") from exc
             server_ctx = self._make_tls_context() if self._tls != "none" else None
             self._server_ctx = server_ctx
             controller = _BoundController(

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
+from .._net.tls import normalize_fingerprint
 from ..client import TLSMode
 from .exits import CLIError, Exit
 
@@ -56,6 +57,7 @@ _STRING_KEYS = (
     "server",
     "tls",
     "cafile",
+    "tls_fingerprint",
     "user",
     "password_env",
     "password_file",
@@ -70,6 +72,7 @@ ENV_VARS: Mapping[str, str] = {
     "POSTWIRE_SERVER": "server",
     "POSTWIRE_TLS": "tls",
     "POSTWIRE_CAFILE": "cafile",
+    "POSTWIRE_TLS_FINGERPRINT": "tls_fingerprint",
     "POSTWIRE_USER": "user",
     "POSTWIRE_PASSWORD_ENV": "password_env",
     "POSTWIRE_PASSWORD_FILE": "password_file",
@@ -86,6 +89,7 @@ class Settings:
     server: str | None = None
     tls: str | None = None
     cafile: str | None = None
+    tls_fingerprint: str | None = None
     user: str | None = None
     password_env: str | None = None
     password_file: str | None = None
@@ -211,6 +215,11 @@ def _check(settings: Settings, fail: Any) -> None:
     if settings.server is not None:
         try:
             parse_server(settings.server, settings.tls or "starttls")
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    if settings.tls_fingerprint is not None:
+        try:
+            normalize_fingerprint(settings.tls_fingerprint)
         except ValueError as exc:
             raise fail(str(exc)) from None
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from .._core.envelope import SendResult
-from .._net.tls import make_context
+from .._net.tls import make_context, normalize_fingerprint
 from ..client import Client, TLSMode
 from .config import TLS_MODES, Settings, load_settings, parse_server, read_password
 from .exits import CLIError, Exit
@@ -56,6 +56,12 @@ def add_connection_options(parser: argparse.ArgumentParser, *, server: bool = Tr
         "opportunistic (STARTTLS when offered), none",
     )
     group.add_argument("--cafile", metavar="PATH", help="trust this CA file (PEM)")
+    group.add_argument(
+        "--tls-fingerprint",
+        metavar="SHA256",
+        help="pin the server certificate's SHA-256 fingerprint (hex, colons allowed); "
+        "without --cafile it replaces CA verification (as msmtp's tls_fingerprint)",
+    )
     group.add_argument(
         "--timeout",
         type=_positive,
@@ -109,6 +115,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         server=get.get("server"),
         tls=get.get("tls"),
         cafile=get.get("cafile"),
+        tls_fingerprint=get.get("tls_fingerprint"),
         user=get.get("user"),
         password_env=get.get("password_env"),
         password_file=get.get("password_file"),
@@ -133,6 +140,7 @@ class Target:
     user: str | None
     password: str | None
     allow_plaintext_auth: bool
+    tls_fingerprint: str | None = None
 
     @property
     def address(self) -> str:
@@ -156,9 +164,15 @@ def target_from(
     except ValueError as exc:
         raise CLIError(str(exc), Exit.USAGE) from None
     context = None
+    fingerprint = settings.tls_fingerprint
+    if fingerprint is not None:
+        try:
+            fingerprint = normalize_fingerprint(fingerprint)
+        except ValueError as exc:
+            raise CLIError(f"--tls-fingerprint: {exc}", Exit.USAGE) from None
     if tls != "none":
         try:
-            context = make_context(settings.cafile)
+            context = make_context(settings.cafile, pinned=fingerprint is not None)
         except (OSError, ssl.SSLError) as exc:
             reason = getattr(exc, "strerror", None) or one_line(exc)
             message = f"cannot load the CA file {settings.cafile}: {reason}"
@@ -170,6 +184,7 @@ def target_from(
         tls=tls,
         ssl_context=context,
         cafile=settings.cafile,
+        tls_fingerprint=fingerprint,
         timeout=settings.timeout or DEFAULT_TIMEOUT,
         user=settings.user if auth else None,
         password=password,
@@ -186,6 +201,7 @@ def make_client(
         target.port,
         tls=target.tls,
         ssl_context=ssl_context or target.ssl_context,
+        tls_fingerprint=target.tls_fingerprint,
         username=target.user,
         password=target.password,
         allow_plaintext_auth=target.allow_plaintext_auth,
