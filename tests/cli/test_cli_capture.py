@@ -53,7 +53,7 @@ class Running:
             self.header.append(line)
             if m := re.match(r"CA certificate: (\S+) \(send with --cafile \1\)$", line):
                 self.ca_file = m.group(1)
-            elif m := re.match(r"certificate SHA-256: (\S+) \(or send with --tls-fingerprint", line):
+            elif m := re.match(r"certificate SHA-256: (\S+) \(or send with --tls-finger", line):
                 self.fingerprint = m.group(1)
             elif m := re.match(r"web UI and API: (http://\S+)$", line):
                 self.web_url = m.group(1)
@@ -75,8 +75,9 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
     def run(*args: str) -> Running:
+        command = [sys.executable, "-m", "postwire", "capture", "--port", "0"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "postwire", "capture", "--port", "0", "--web", "127.0.0.1:0", *args],
+            [*command, "--web", "127.0.0.1:0", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
