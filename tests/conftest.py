@@ -17,6 +17,9 @@ from hypothesis import settings
 
 from servers.postfix import PostfixServer
 
+# pytester runs pytest inside a test: tests/capture/test_pytest_plugin.py tests the plugin so.
+pytest_plugins = ["pytester"]
+
 # -- Hypothesis ------------------------------------------------------------------------------
 
 # In CI every run tries the same examples, so a landing is never decided by the luck of the

@@ -115,7 +115,9 @@ def _build(msg: Message, part_id: str) -> Part:
     filename = decode_text(msg.get_filename() or msg.get_param("name") or "")  # type: ignore[arg-type]
     disposition = (msg.get_content_disposition() or "") if not children else ""
     return Part(
-        part_id=part_id or "1",
+        # The root of a multipart message is the whole message (no number); a single-part
+        # message's body is part 1 (RFC 3501 section 6.4.5).
+        part_id=part_id or ("" if children else "1"),
         content_type=msg.get_content_type(),
         filename=filename if isinstance(filename, str) else "",
         content_id=(msg.get("Content-ID") or "").strip().strip("<>"),
@@ -178,13 +180,12 @@ class ParsedMessage:
         return _SPACES.sub(" ", source).strip()[:SNIPPET_LENGTH]
 
     def inline(self) -> list[Part]:
-        """Leaves referenced by Content-ID (images of an HTML body), not attachments."""
+        """Leaves with a Content-ID (images an HTML body refers to by ``cid:``, RFC 2392)."""
         return [
             p
             for p in self.tree.walk()
             if not p.children
             and p.content_id
-            and p.disposition != "attachment"
             and p.content_type not in ("text/plain", "text/html")
         ]
 

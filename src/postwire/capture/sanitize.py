@@ -159,6 +159,7 @@ _ALLOWED_ATTRS = frozenset(
         "height",
         "href",
         "hspace",
+        "id",
         "lang",
         "rowspan",
         "size",

@@ -35,7 +35,7 @@ from ..release import ReleaseTarget
 from ..sanitize import data_url, preview_document
 from ..store import MessageStore, StoredMessage
 
-__all__ = ["ApiContext", "add_routes"]
+__all__ = ["CONTEXT", "ApiContext", "add_routes"]
 
 MAX_LIMIT = 1000
 
@@ -52,9 +52,12 @@ class ApiContext:
     hub: EventHub | None = field(default=None)
 
 
+#: Where the application keeps its :class:`ApiContext`.
+CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)
+
+
 def _ctx(request: web.Request) -> ApiContext:
-    context: ApiContext = request.app["context"]
-    return context
+    return request.app[CONTEXT]
 
 
 def _int(request: web.Request, name: str, default: int, high: int) -> int:

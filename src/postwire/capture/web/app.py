@@ -89,7 +89,7 @@ class WebServer:
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=1024 * 1024)
-        app["context"] = self._context
+        app[api.CONTEXT] = self._context
         app.router.add_get("/", self._page)
         app.router.add_get("/static/{name}", self._static)
         api.add_routes(app)
@@ -101,9 +101,11 @@ class WebServer:
 
     async def start(self) -> None:
         """Start serving (on the loop)."""
-        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self._app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
-        site = web.SockSite(runner, self._sock, shutdown_timeout=1.0)
+        site = web.SockSite(runner, self._sock)
         await site.start()
         self._runner = runner
 
