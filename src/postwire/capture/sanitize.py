@@ -126,22 +126,9 @@ _DROP_WITH_CONTENT = frozenset(
         "button",
     ]
 )
+# HTML's void elements (HTML §13.1.2): they have no end tag, so none is waited for.
 _VOID = frozenset(
-    [
-        "br",
-        "col",
-        "hr",
-        "img",
-        "wbr",
-        "input",
-        "meta",
-        "link",
-        "base",
-        "area",
-        "source",
-        "track",
-        "param",
-    ]
+    "area base br col embed frame hr img input keygen link meta param source track wbr".split()
 )
 _ALLOWED_ATTRS = frozenset(
     [
