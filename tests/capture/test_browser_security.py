@@ -48,7 +48,8 @@ def hostile_message(base: str) -> bytes:
 <img srcset="{base}/srcset.png 1x">
 <a href="javascript:console.log('{MARK}-js')" id="jslink">click</a>
 <a href="{base}/ping-target" ping="{base}/ping">pinged link</a>
-<form action="{base}/form" method="post"><input name="a" value="b" autofocus onfocus="console.log('{MARK}-focus')"><button>go</button></form>
+<form action="{base}/form" method="post"><input name="a" value="b" autofocus
+ onfocus="console.log('{MARK}-focus')"><button>go</button></form>
 <iframe src="{base}/iframe"></iframe><object data="{base}/object"></object>
 <embed src="{base}/embed"><video poster="{base}/poster.png" src="{base}/video.mp4"></video>
 <audio src="{base}/audio.mp3" autoplay></audio>

@@ -130,8 +130,8 @@ class WebServer:
                 return web.Response(status=415, text="send JSON\n")
         try:
             response = await handler(request)
-        except web.HTTPException as exc:
-            response = exc
+        except web.HTTPException as exc:  # answered as a plain response, with our headers
+            response = web.Response(status=exc.status, reason=exc.reason, text=exc.text or "")
         headers = response.headers
         headers.setdefault("Content-Security-Policy", OTHER_POLICY)
         headers["X-Frame-Options"] = "DENY"
