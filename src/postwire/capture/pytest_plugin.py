@@ -63,9 +63,12 @@ def mail_catcher(request: pytest.FixtureRequest) -> Iterator[CaptureServer]:
     server = CaptureServer("127.0.0.1", 0, tls="none", web=web)
     server.start()
     if web is not None:
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"mail catcher web UI: {server.web_url}")
+        plugins = request.config.pluginmanager
+        reporter = plugins.get_plugin("terminalreporter")
+        capture = plugins.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():  # shown even while output is captured
+                reporter.write_line(f"mail catcher web UI: {server.web_url}")
     try:
         yield server
     finally:

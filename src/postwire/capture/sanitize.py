@@ -128,7 +128,8 @@ _DROP_WITH_CONTENT = frozenset(
 )
 # HTML's void elements (HTML §13.1.2): they have no end tag, so none is waited for.
 _VOID = frozenset(
-    "area base br col embed frame hr img input keygen link meta param source track wbr".split()
+    {"area", "base", "br", "col", "embed", "frame", "hr", "img", "input", "keygen", "link"}
+    | {"meta", "param", "source", "track", "wbr"}
 )
 _ALLOWED_ATTRS = frozenset(
     [
