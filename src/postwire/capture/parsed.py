@@ -12,14 +12,13 @@ import re
 from dataclasses import dataclass
 from datetime import timezone
 from email import policy
-from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 from functools import cached_property
 from typing import Any
 
-from .message import CapturedMessage
+from .message import CapturedMessage, decode_text
 
 __all__ = ["ParsedMessage", "Part", "address_json"]
 
@@ -27,16 +26,6 @@ SNIPPET_LENGTH = 250
 _SPACES = re.compile(r"\s+")
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _PARSER = BytesParser(policy=policy.compat32)  # lenient and fast; values decoded by hand
-
-
-def decode_text(value: str | None) -> str:
-    """A header value with RFC 2047 encoded words decoded; never raises."""
-    if value is None:
-        return ""
-    try:
-        return str(make_header(decode_header(value)))
-    except Exception:  # a broken encoded word: show it as it came
-        return value
 
 
 def address_json(name: str, address: str) -> dict[str, str]:

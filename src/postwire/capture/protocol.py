@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,14 @@ from .session import SessionLog
 __all__ = ["CaptureHandler", "CaptureSMTP"]
 
 _log = logging.getLogger("postwire.capture")  # the logger of the whole capture server
+
+# The common reverse- or forward-path, <dot-atom@domain> (RFC 5321 section 4.1.2 Mailbox with a
+# Dot-string local part), read without aiosmtpd's general RFC 5322 parser, which costs more
+# than the rest of a transaction; anything else still goes through that parser.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(
+    rf"<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9](?:[A-Za-z0-9.-]{{0,251}}[A-Za-z0-9])?)>"
+)
 
 
 class _QuietSession(Session):
@@ -77,6 +86,17 @@ class CaptureSMTP(SMTP):
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _SIMPLE_PATH.match(arg) if arg else None
+        rest = arg[match.end() :].lstrip(" \t") if match is not None else ""
+        if match is None or rest.startswith("("):  # a comment: the general parser's job
+            result: tuple[str | None, str | None] = super()._getaddr(arg)
+            return result
+        local = match.group(1).rpartition("@")[0]
+        if self.local_part_limit and len(local) > self.local_part_limit:
+            return None, None
+        return match.group(1), rest
 
     @property
     def faults(self) -> FaultScript:

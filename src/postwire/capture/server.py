@@ -382,7 +382,8 @@ class CaptureServer:
 
     def _record(self, message: CapturedMessage) -> None:
         stored = self.store.add(message)
-        log.info("%s", stored.captured.summary())
+        if log.isEnabledFor(logging.INFO):  # the summary parses the header: only when shown
+            log.info("%s", stored.captured.summary())
 
     def _notify(self, change: Any) -> None:
         if change.kind == "new" and change.message is not None and self._on_message is not None:

@@ -97,11 +97,13 @@ class MessageStore:
 
     def add(self, message: CapturedMessage) -> StoredMessage:
         """Keep ``message`` (written to the Maildir first, when there is one)."""
-        message = replace(message, id=message.id or secrets.token_urlsafe(12))
+        message_id = message.id or secrets.token_urlsafe(12)
         if self._maildir is not None:
             path = deliver_to_maildir(self._maildir, message.data)
-            message = replace(message, path=path)
+            message = replace(message, id=message_id, path=path)
             self._write_meta(message)
+        elif not message.id:
+            message = replace(message, id=message_id)
         stored = StoredMessage(message, ParsedMessage(message))
         with self._cond:
             self._order.append(stored)
