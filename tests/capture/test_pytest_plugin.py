@@ -164,6 +164,9 @@ django.setup()
 setup_test_environment()  # what Django's test runner does: mail goes to mail.outbox
 """,
             "test_signup": """
+import smtplib
+
+import pytest
 from django.core import mail
 from django.test import Client
 
@@ -178,6 +181,20 @@ def test_signup_sends_a_code(django_mailbox):
     assert mail.outbox == []  # it really went over SMTP
 
 
+def test_a_bounce_is_handled(django_mailbox):
+    with django_mailbox.faulty(refuse_recipients={"*@gone.example": 550}):
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            Client().post("/register/", {"email": "x@gone.example"})
+
+
+def test_without_django(mailbox):  # any code that sends over SMTP
+    message = b"Subject: hi\\r\\n\\r\\nhttps://x.example/\\r\\n"
+    with smtplib.SMTP(mailbox.host, mailbox.port) as smtp:
+        smtp.sendmail("a@example.org", ["b@example.org"], message)
+    mailbox.assert_sent_to("b@example.org")
+    assert mailbox.links() == ["https://x.example/"]
+
+
 def test_settings_are_restored_after_the_test():
     from django.conf import settings
     assert settings.EMAIL_BACKEND == "django.core.mail.backends.locmem.EmailBackend"
@@ -185,4 +202,4 @@ def test_settings_are_restored_after_the_test():
         }
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
