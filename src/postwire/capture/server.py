@@ -166,10 +166,12 @@ class CaptureServer:
         """Bind the ports, load the Maildir, set up TLS and start serving in a thread."""
         if self._controller is not None:
             raise RuntimeError("capture server already running")
-        self.store.load()
         sock = _bind(self._host, self._requested_port)
         web_sock = None
         try:
+            # Bound first: while an earlier run's Maildir is read, clients wait in the listen
+            # queue instead of being refused.
+            self.store.load()
             if self._web_address is not None:
                 try:
                     web_sock = _bind(*self._web_address)

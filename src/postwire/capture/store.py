@@ -223,9 +223,9 @@ class MessageStore:
         meta["transcript"] = list(message.transcript)
         target = self._meta_path(message.path)
         target.parent.mkdir(mode=0o700, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp, target)
+        # Written in place (no rename): a half-written file after a crash is read as missing,
+        # and the envelope is then taken from the message's headers.
+        target.write_text(json.dumps(meta), encoding="utf-8")
 
     def _remove_files(self, message: CapturedMessage) -> None:
         if message.path is None or self._maildir is None:
@@ -268,9 +268,11 @@ class MessageStore:
         data = path.read_bytes()
         meta_path = self._meta_path(path)
         meta: dict[str, Any] = {}
-        if meta_path.exists():
+        try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta:
+        except (OSError, ValueError):  # none, or cut short by a crash
+            meta = {}
+        if isinstance(meta, dict) and "mail_from" in meta:
             peer = meta.get("peer")
             return CapturedMessage(
                 mail_from=meta["mail_from"],
