@@ -33,9 +33,11 @@ def catcher() -> Iterator[CaptureServer]:
         yield server
 
 
-def hostile_message(base: str) -> bytes:
-    html = f"""<html><head>
-<meta http-equiv="refresh" content="0;url={base}/refresh">
+def hostile_html(base: str, *, refresh: bool = True) -> str:
+    """Scripts, handlers, remote loads of every kind; ``refresh``: a meta refresh too (which
+    no content security policy stops: only the sanitiser does)."""
+    head = f'<meta http-equiv="refresh" content="0;url={base}/refresh">' if refresh else ""
+    return f"""<html><head>{head}
 <link rel="stylesheet" href="{base}/link.css"><link rel="preconnect" href="{base}/">
 <link rel="prefetch" href="{base}/prefetch"><base href="{base}/base/">
 <script src="{base}/script.js"></script>
@@ -59,6 +61,10 @@ def hostile_message(base: str) -> bytes:
 <details open ontoggle="console.log('{MARK}-toggle')"><summary>s</summary>d</details>
 <p id="marker">Hostile body marker</p>
 </body></html>"""
+
+
+def hostile_message(base: str) -> bytes:
+    html = hostile_html(base)
     text = (
         f"From: \"<script>console.log('{MARK}-from')</script>\" <evil@example.org>\r\n"
         f"To: \"<img src=x onerror=console.log('{MARK}-to')>\" <bob@example.org>\r\n"
@@ -169,3 +175,34 @@ def test_ui_cannot_be_framed_by_another_origin(
         assert browser.find_elements(By.ID, "list") == []  # the UI did not render in the frame
     finally:
         browser.switch_to.default_content()
+
+
+def test_policy_and_sandbox_hold_without_the_sanitiser(
+    catcher: CaptureServer, browser: Any, counting_server: CountingServer
+) -> None:
+    """The preview's second and third layers alone: the raw hostile HTML (less the meta
+    refresh, which only the sanitiser stops) behind the preview's policy, in the UI's frame."""
+    from postwire.capture.sanitize import preview_document
+
+    base = counting_server.base
+    document, _ = preview_document("", remote=False)
+    raw = document.replace("<body></body>", f"<body>{hostile_html(base, refresh=False)}</body>")
+    browser.get(catcher.web_url)
+    wait_until(lambda: browser.execute_script("return document.body.dataset.ready"))
+    log_messages(browser)
+    browser.execute_script(
+        "document.getElementById('detail').hidden = false;"
+        "document.getElementById('preview').srcdoc = arguments[0];",
+        raw,
+    )
+    browser.switch_to.frame(browser.find_element(By.ID, "preview"))
+    try:
+        wait_until(lambda: browser.find_elements(By.ID, "marker"), what="raw body shown")
+    finally:
+        browser.switch_to.default_content()
+    time.sleep(SETTLE)
+    # Only <link rel=preconnect> may open a connection, without a request (servers.md).
+    assert counting_server.requests == []
+    logs = log_messages(browser)
+    assert not [m for m in logs if MARK in m and "console-api" in m.lower()], logs
+    assert [m for m in logs if "Content Security Policy" in m], logs  # the policy did act
