@@ -190,6 +190,9 @@ def test_maildir_messages_are_listed_again_after_a_restart(tmp_path: Path) -> No
         assert (after.id, after.data, after.rcpt_tos) == (before.id, before.data, before.rcpt_tos)
         assert after.transcript == before.transcript
         assert get_json(second.web_url + "api/v1/messages")["messages"][0]["ID"] == before.id
+        get_json(second.web_url + f"api/v1/message/{before.id}")  # reading marks it read
+    with CaptureServer(tls="none", maildir=maildir, web=("127.0.0.1", 0)) as second:
+        assert get_json(second.web_url + "api/v1/messages")["unread"] == 0  # still read
         # Deleting removes the files too: the message does not come back.
         second.store.delete()
     with CaptureServer(tls="none", maildir=maildir) as third:
@@ -258,3 +261,29 @@ def test_mailboxes_keep_mail_apart(catcher: CaptureServer) -> None:
         found = get_json(catcher.web_url + "api/v1/search?query=mailbox:app-a")
         assert [m["Subject"] for m in found["messages"]] == ["for a"]
     wait_until(lambda: len(catcher.messages) == 2)
+
+
+def test_release_urls() -> None:
+    from postwire.capture.release import parse_release_url
+
+    plain = parse_release_url("smtp://relay.example")
+    assert (plain.host, plain.port, plain.tls, plain.username) == (
+        "relay.example",
+        25,
+        "none",
+        None,
+    )
+    assert parse_release_url("smtp+starttls://relay.example").port == 587
+    implicit = parse_release_url(
+        "smtps://me@relay.example:2465?cafile=/ca.pem", {"POSTWIRE_RELEASE_PASSWORD": "pw"}
+    )
+    assert (implicit.tls, implicit.port, implicit.username, implicit.password) == (
+        "implicit",
+        2465,
+        "me",
+        "pw",
+    )
+    assert implicit.cafile == "/ca.pem"
+    for bad in ("http://x", "smtp://", "smtp://me:pw@x", "smtp://me@x", "smtp://x?what=1"):
+        with pytest.raises(ValueError):
+            parse_release_url(bad, {})

@@ -149,6 +149,10 @@ class MessageStore:
             changed = [m for m in targets if m.read != read]
             for m in changed:
                 m.read = read
+        if self._maildir is not None:
+            for m in changed:  # kept across restarts too
+                if m.captured.path is not None:
+                    self._write_meta(m.captured, read=read)
         if changed:
             self._tell(Change("read", ids=tuple(m.id for m in changed), read=read))
         return [m.id for m in changed]
@@ -214,11 +218,12 @@ class MessageStore:
         assert self._maildir is not None
         return self._maildir / _META / f"{path.name}.json"
 
-    def _write_meta(self, message: CapturedMessage) -> None:
+    def _write_meta(self, message: CapturedMessage, *, read: bool = False) -> None:
         assert message.path is not None
         meta = asdict(message)
         for key in ("data", "path"):
             meta.pop(key)
+        meta["read"] = read
         meta["received_at"] = message.received_at.isoformat()
         meta["transcript"] = list(message.transcript)
         target = self._meta_path(message.path)
@@ -247,7 +252,7 @@ class MessageStore:
         if self._maildir is None:
             return 0
         create_maildir(self._maildir)
-        found: list[CapturedMessage] = []
+        found: list[tuple[CapturedMessage, bool]] = []
         for sub in ("new", "cur"):
             for path in (self._maildir / sub).iterdir():
                 if path.is_file() and not path.name.startswith("."):
@@ -255,16 +260,16 @@ class MessageStore:
                         found.append(self._read(path))
                     except (OSError, ValueError):
                         log.exception("cannot read %s", path)
-        found.sort(key=lambda m: (m.received_at, m.path.name if m.path else ""))
+        found.sort(key=lambda item: (item[0].received_at, item[0].path or Path()))
         with self._cond:
-            for message in found:
-                stored = StoredMessage(message, ParsedMessage(message))
+            for message, read in found:
+                stored = StoredMessage(message, ParsedMessage(message), read)
                 self._order.append(stored)
                 self._by_id[message.id] = stored
             self._cond.notify_all()
         return len(found)
 
-    def _read(self, path: Path) -> CapturedMessage:
+    def _read(self, path: Path) -> tuple[CapturedMessage, bool]:
         data = path.read_bytes()
         meta_path = self._meta_path(path)
         meta: dict[str, Any] = {}
@@ -274,7 +279,7 @@ class MessageStore:
             meta = {}
         if isinstance(meta, dict) and "mail_from" in meta:
             peer = meta.get("peer")
-            return CapturedMessage(
+            message = CapturedMessage(
                 mail_from=meta["mail_from"],
                 rcpt_tos=list(meta["rcpt_tos"]),
                 data=data,
@@ -292,6 +297,7 @@ class MessageStore:
                 mailbox=meta.get("mailbox"),
                 id=str(meta.get("id") or secrets.token_urlsafe(12)),
             )
+            return message, bool(meta.get("read", False))
         head = BytesHeaderParser().parsebytes(data)
         senders = getaddresses([str(v) for v in head.get_all("From") or []])
         named = (head.get_all("To") or []) + (head.get_all("Cc") or [])
@@ -308,4 +314,4 @@ class MessageStore:
             id=secrets.token_urlsafe(12),
         )
         self._write_meta(message)  # the same ID after the next restart
-        return message
+        return message, False
