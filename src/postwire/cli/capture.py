@@ -4,7 +4,7 @@ Each message that arrives is printed as one summary line (time, envelope,
 size, TLS, AUTH user, subject) on stdout, as it arrives.  The web UI and the
 HTTP API listen on 127.0.0.1:8025 unless told otherwise.  The TLS certificate
 is signed by a CA created once in the user's data directory and reused, so
-the --cafile (or --tls-fingerprint) printed at start stays valid.
+the CA file and the certificate fingerprint printed at start stay valid.
 """
 
 from __future__ import annotations
