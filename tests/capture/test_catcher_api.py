@@ -215,6 +215,10 @@ def test_security_headers(catcher: CaptureServer) -> None:
         assert page.headers["X-Content-Type-Options"] == "nosniff"
     with urllib.request.urlopen(catcher.web_url + "api/v1/messages", timeout=WAIT) as api:
         assert "sandbox" in api.headers["Content-Security-Policy"]
+    with urllib.request.urlopen(catcher.web_url + "api/v1/events", timeout=WAIT) as events:
+        assert events.headers["X-Frame-Options"] == "DENY"
+    status, _ = call(catcher.web_url + "api/v1/message/nope", "GET")
+    assert status == 404
 
 
 def test_cross_site_writes_and_foreign_host_names_are_refused(catcher: CaptureServer) -> None:

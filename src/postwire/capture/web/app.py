@@ -94,6 +94,7 @@ class WebServer:
         app.router.add_get("/static/{name}", self._static)
         api.add_routes(app)
         app.on_shutdown.append(self._on_shutdown)
+        app.on_response_prepare.append(self._headers)
         return app
 
     async def _on_shutdown(self, app: web.Application) -> None:
@@ -129,9 +130,14 @@ class WebServer:
             if request.can_read_body and request.content_type != "application/json":
                 return web.Response(status=415, text="send JSON\n")
         try:
-            response = await handler(request)
-        except web.HTTPException as exc:  # answered as a plain response, with our headers
-            response = web.Response(status=exc.status, reason=exc.reason, text=exc.text or "")
+            return await handler(request)
+        except web.HTTPException as exc:  # answered as a plain response (with our headers)
+            return web.Response(status=exc.status, reason=exc.reason, text=exc.text or "")
+
+    @staticmethod
+    async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+        # on_response_prepare: every response, streams (the event stream) included, gets
+        # these before its headers are sent.
         headers = response.headers
         headers.setdefault("Content-Security-Policy", OTHER_POLICY)
         headers["X-Frame-Options"] = "DENY"
@@ -140,7 +146,6 @@ class WebServer:
         headers["Cross-Origin-Opener-Policy"] = "same-origin"
         headers["Cross-Origin-Resource-Policy"] = "same-origin"
         headers.setdefault("Cache-Control", "no-store")
-        return response
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         return self._file("index.html", PAGE_POLICY)
