@@ -1,6 +1,6 @@
 """benchmarks/RESULTS.md, rebuilt from benchmarks/results.json after every run.
 
-Each run (throughput, postfix, latency, memory, profile) stores its Markdown section, its
+Each run (throughput, postfix, latency, memory, profile, catcher) stores its Markdown section, its
 targets and its raw figures under its own name in results.json; a run done alone replaces only
 its own section.  The hand-written reading of the figures lives in RESULTS.md between the
 ``notes`` markers and is kept as it is.
@@ -16,7 +16,7 @@ from _common import HERE, table
 
 RESULTS_MD = HERE / "RESULTS.md"
 RESULTS_JSON = HERE / "results.json"
-ORDER = ("throughput", "postfix", "latency", "memory", "profile")
+ORDER = ("throughput", "postfix", "latency", "memory", "profile", "catcher")
 NOTES_START = "<!-- notes:start (hand-written, kept by run.py) -->"
 NOTES_END = "<!-- notes:end -->"
 

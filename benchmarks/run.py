@@ -3,6 +3,7 @@
     python benchmarks/run.py                      # everything (about 5 minutes)
     python benchmarks/run.py --quick              # a smoke run: small numbers, RESULTS.md untouched
     python benchmarks/run.py --only throughput    # or latency, memory, profile (repeatable)
+    python benchmarks/run.py --only catcher       # the mail catcher (needs Chromium)
 
 Servers (smtp-sink, a private Postfix) and the delaying proxy are started on 127.0.0.1 by the
 run that needs them and stopped at its end.  See benchmarks/README.md for what each run measures.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import catcher
 import latency
 import memory
 import profiling
@@ -24,7 +26,7 @@ import throughput
 from _common import machine, machine_line
 from results import RESULTS_MD, Section, save
 
-RUNS = ("throughput", "latency", "memory", "profile")
+RUNS = ("throughput", "latency", "memory", "profile", "catcher")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--memory-runs", type=int, help="memory runs (default 3)")
     parser.add_argument("--profile-n", type=int, help="messages for the profile (default 10000)")
+    parser.add_argument(
+        "--catcher-n", type=int, help="messages per catcher ingest run (default 5000)"
+    )
     args = parser.parse_args(argv)
 
     q = args.quick
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.memory_sizes or ([5, 20] if q else [20, 100])
     memory_runs = args.memory_runs or (1 if q else 3)
     profile_n = args.profile_n or (1000 if q else 10000)
+    catcher_n = args.catcher_n or (500 if q else 5000)
     only = args.only or list(RUNS)
 
     info = machine()
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             store(name, latency.run(info, latency_n, latency_runs))
         elif name == "memory":
             store(name, memory.run(info, sizes, memory_runs))
+        elif name == "catcher":
+            store(name, catcher.run(info, catcher_n, 2 if q else 3, 2 if q else 5))
         else:
             store(name, profiling.run(info, profile_n))
     elapsed = time.monotonic() - started

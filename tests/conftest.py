@@ -19,6 +19,9 @@ from servers.lmtp import LmtpServer
 from servers.postfix import PostfixServer
 from servers.proxies import HttpProxy, SocksProxy
 
+# pytester runs pytest inside a test: tests/capture/test_pytest_plugin.py tests the plugin so.
+pytest_plugins = ["pytester"]
+
 # -- Hypothesis ------------------------------------------------------------------------------
 
 # In CI every run tries the same examples, so a landing is never decided by the luck of the

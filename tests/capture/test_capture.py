@@ -89,7 +89,8 @@ def test_plain_message_is_stored_byte_exact_in_memory_and_maildir(
     assert abs((datetime.now(timezone.utc) - msg.received_at).total_seconds()) < 60
     assert msg.email()["Subject"] == "Hi there"
 
-    assert sorted(p.name for p in maildir.iterdir()) == ["cur", "new", "tmp"]
+    # The envelope and session facts go beside the Maildir folders, for a restart to read.
+    assert sorted(p.name for p in maildir.iterdir()) == ["cur", "new", "postwire", "tmp"]
     assert list((maildir / "tmp").iterdir()) == []
     (stored,) = list((maildir / "new").iterdir())
     assert msg.path == stored
@@ -551,3 +552,35 @@ def test_port_in_use_raises_on_start(start_server: StartServer) -> None:
 def test_bad_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         CaptureServer(HOST, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "<a@example.org>",
+        "<a.b+c@example.org> SIZE=100 BODY=8BITMIME",
+        "<first.last@sub.example-x.org>",
+        "<a@b>",
+        "<>",
+        "<a..b@example.org>",
+        '<"quoted local"@example.org>',
+        "<a@[127.0.0.1]>",
+        "<@relay.example:a@example.org>",
+        "a@example.org",
+        "<a@example.org",
+        "<josé@example.org>",
+        "<a@-bad.example>",
+        "<a@example.org> (comment) SIZE=1",
+        "<a@example.org>\tSIZE=1",
+    ],
+)
+def test_fast_path_reads_paths_as_aiosmtpd_does(arg: str) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from postwire.capture.protocol import CaptureHandler, CaptureSMTP
+
+    ours = CaptureSMTP(
+        CaptureHandler(lambda m: None, advertise_auth=False), users=None, require_auth=False
+    )
+    theirs = SMTP(CaptureHandler(lambda m: None, advertise_auth=False))
+    assert ours._getaddr(arg) == theirs._getaddr(arg)

@@ -1,8 +1,8 @@
 """Helpers for the command-line tests: run ``python -m postwire`` as a subprocess.
 
 Every run has a timeout, and an environment without the caller's ``POSTWIRE_*`` variables and
-with ``XDG_CONFIG_HOME`` pointing into the test's own folder, so a developer's real config file
-can never leak into a test.
+with ``XDG_CONFIG_HOME`` and ``XDG_DATA_HOME`` pointing into the test's own folder, so a
+developer's real config file (or kept CA) can never leak into a test.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ def cli_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str
     config_home = home / "xdg"
     config_home.mkdir(parents=True, exist_ok=True)
     env["XDG_CONFIG_HOME"] = str(config_home)
+    # The capture server keeps its CA in the user's data directory: keep it in the test's.
+    env["XDG_DATA_HOME"] = str(home / "xdg-data")
+    env.pop("POSTWIRE_CAROOT", None)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("POSTWIRE_DEBUG", None)
     env.update(extra or {})

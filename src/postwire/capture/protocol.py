@@ -2,14 +2,17 @@
 
 :class:`CaptureSMTP` is aiosmtpd's protocol with AUTH PLAIN, LOGIN and
 CRAM-MD5 checked against a user/password map and its own "AUTH required"
-answer; :class:`CaptureHandler` turns each accepted DATA into a
+answer, a transcript of each session, and the fault script of its listener;
+:class:`CaptureHandler` turns each accepted DATA into a
 :class:`~.message.CapturedMessage` and hands it to the server to keep.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,11 +21,21 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from .faults import FaultScript
 from .message import CapturedMessage
+from .session import SessionLog
 
 __all__ = ["CaptureHandler", "CaptureSMTP"]
 
-log = logging.getLogger("postwire.capture")  # the logger of the whole capture server
+_log = logging.getLogger("postwire.capture")  # the logger of the whole capture server
+
+# The common reverse- or forward-path, <dot-atom@domain> (RFC 5321 section 4.1.2 Mailbox with a
+# Dot-string local part), read without aiosmtpd's general RFC 5322 parser, which costs more
+# than the rest of a transaction; anything else still goes through that parser.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(
+    rf"<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9](?:[A-Za-z0-9.-]{{0,251}}[A-Za-z0-9])?)>"
+)
 
 
 class _QuietSession(Session):
@@ -38,7 +51,8 @@ class _QuietSession(Session):
 
 
 class CaptureSMTP(SMTP):
-    """aiosmtpd's SMTP with a password map, CRAM-MD5 and our own "AUTH required" check."""
+    """aiosmtpd's SMTP with a password map, CRAM-MD5, our own "AUTH required" check,
+    a session transcript and a fault script (``faults`` is asked afresh at each step)."""
 
     def __init__(
         self,
@@ -46,15 +60,29 @@ class CaptureSMTP(SMTP):
         *,
         users: Mapping[str, str] | None,
         require_auth: bool,
+        faults: Callable[[], FaultScript] = FaultScript,
         **kwargs: Any,
     ) -> None:
         self._users = dict(users) if users is not None else None
         self._require_auth = require_auth
+        self._faults = faults
+        self.log = SessionLog()
+        self.drop_before_reply = False
         if users is None:
             kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN", "CRAM-MD5"]
         else:
             kwargs["authenticator"] = self._check_login_password
         super().__init__(handler, **kwargs)
+        # Every command goes through one table: wrap its entries to write the transcript.
+        for name, method in list(self._smtp_methods.items()):
+            self._smtp_methods[name] = self._logged(name, method)
+
+    def _logged(self, name: str, method: Callable[[str | None], Any]) -> Callable[..., Any]:
+        async def run(arg: str | None) -> None:
+            self.log.client(name, arg)
+            await method(arg)
+
+        return run
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
@@ -66,6 +94,64 @@ class CaptureSMTP(SMTP):
         if result is not None and self.session is not None and self.session.ssl is not None:
             result.pop("REQUIRETLS", None)
         return result
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _SIMPLE_PATH.match(arg) if arg else None
+        rest = arg[match.end() :].lstrip(" \t") if match is not None else ""
+        if match is None or rest.startswith("("):  # a comment: the general parser's job
+            result: tuple[str | None, str | None] = super()._getaddr(arg)
+            return result
+        local = match.group(1).rpartition("@")[0]
+        if self.local_part_limit and len(local) > self.local_part_limit:
+            return None, None
+        return match.group(1), rest
+
+    @property
+    def faults(self) -> FaultScript:
+        """The fault script in force now."""
+        return self._faults()
+
+    async def push(self, status: Any) -> None:
+        """Send a reply line, noting it in the transcript (or drop the connection instead)."""
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        if self.drop_before_reply and self.transport is not None:
+            self.drop_before_reply = False
+            self.log.note("connection dropped instead of the reply (fault script)")
+            transport: Any = self.transport
+            transport.abort()  # a Transport, not only a BaseTransport: abort() exists
+            return
+        self.log.server(text)
+        await super().push(status)
+
+    async def _handle_client(self) -> None:
+        if self.faults.greeting_421 and self.transport is not None:
+            # RFC 5321 section 3.1: a server that will not serve answers 421 and closes.
+            await super().push(f"421 4.3.2 {self.hostname} not accepting mail (fault script)")
+            self.transport.close()
+            return
+        self.note_tls()  # implicit TLS: the handshake came before the greeting
+        await super()._handle_client()
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        refusal = self.faults.auth_reply
+        assert self.session is not None
+        # The fault answers only where a real AUTH would be tried: after EHLO, not yet done.
+        if refusal and arg and self.session.extended_smtp and not self.session.authenticated:
+            await self.push(refusal)
+            return
+        await super().smtp_AUTH(arg)
+
+    async def challenge_auth(self, challenge: str | bytes, encode_to_b64: bool = True,
+                             log_client_response: bool = False) -> Any:
+        response = await super().challenge_auth(challenge, encode_to_b64, False)
+        self.log.auth_response()
+        return response
+
+    def note_tls(self) -> None:
+        """Note the TLS handshake in the transcript."""
+        facts = tls_facts(self.transport)
+        if facts is not None:
+            self.log.note(f"TLS started: {facts[0]}, {facts[1]}")
 
     def _password_of(self, user: bytes) -> bytes | None:
         if self._users is None:
@@ -115,12 +201,55 @@ class CaptureSMTP(SMTP):
         return False
 
 
-class CaptureHandler:
-    """aiosmtpd handler hooks; runs in the server's event-loop thread."""
+def tls_facts(transport: Any) -> tuple[str, str] | None:
+    """(version, cipher) of the TLS session on ``transport``, or None without TLS."""
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    return str(ssl_object.version()), str(cipher[0]) if cipher else "?"
 
-    def __init__(self, record: Callable[[CapturedMessage], None], *, advertise_auth: bool) -> None:
+
+class CaptureHandler:
+    """aiosmtpd handler hooks; runs in the server's event-loop thread.
+
+    ``mailbox`` names the listener (None for the server's own port); ``faults`` gives the
+    listener's fault script at each step.
+    """
+
+    def __init__(
+        self,
+        record: Callable[[CapturedMessage], None],
+        *,
+        advertise_auth: bool,
+        mailbox: str | None = None,
+        faults: Callable[[], FaultScript] = FaultScript,
+    ) -> None:
         self._record = record
         self._advertise_auth = advertise_auth
+        self._mailbox = mailbox
+        self._faults = faults
+
+    def handle_STARTTLS(self, server: SMTP, session: Session, envelope: Envelope) -> bool:
+        # aiosmtpd calls this hook without awaiting it, after the handshake.
+        if isinstance(server, CaptureSMTP):
+            server.note_tls()
+        return True
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        refusal = self._faults().recipient_reply(address, len(envelope.rcpt_tos))
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_EHLO(
         self,
@@ -142,20 +271,34 @@ class CaptureHandler:
         assert envelope.original_content is not None and envelope.mail_from is not None
         transport = server.transport
         peer = session.peer
+        facts = tls_facts(transport)
+        log = server.log if isinstance(server, CaptureSMTP) else None
+        if log is not None:
+            log.note(f"{len(envelope.original_content)} bytes of content")
         message = CapturedMessage(
             mail_from="" if envelope.mail_from == "<>" else envelope.mail_from,
             rcpt_tos=list(envelope.rcpt_tos),
             data=bytes(envelope.original_content),
             peer=(str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None,
-            tls=transport is not None and transport.get_extra_info("ssl_object") is not None,
+            tls=facts is not None,
             auth_user=session.auth_data if isinstance(session.auth_data, str) else None,
             received_at=datetime.now(timezone.utc),
             mail_options=list(envelope.mail_options),
             rcpt_options=list(envelope.rcpt_options),
+            helo=session.host_name if isinstance(session.host_name, str) else None,
+            tls_version=facts[0] if facts else None,
+            tls_cipher=facts[1] if facts else None,
+            transcript=log.take() if log is not None else (),
+            mailbox=self._mailbox,
         )
+        faults = self._faults()
         try:
             self._record(message)
         except OSError:
-            log.exception("could not store a message from %s", message.mail_from)
+            _log.exception("could not store a message from %s", message.mail_from)
             return "451 4.3.0 Could not store the message"
+        if faults.delay_data_reply:
+            await asyncio.sleep(faults.delay_data_reply)
+        if faults.drop_after_data and isinstance(server, CaptureSMTP):
+            server.drop_before_reply = True
         return "250 2.0.0 OK: message captured"

@@ -1,7 +1,10 @@
-"""``postwire capture``: run the local capture server until Ctrl-C or SIGTERM.
+"""``postwire capture``: run the local capture server (the mail catcher) until Ctrl-C or SIGTERM.
 
 Each message that arrives is printed as one summary line (time, envelope,
-size, TLS, AUTH user, subject) on stdout, as it arrives.
+size, TLS, AUTH user, subject) on stdout, as it arrives.  The web UI and the
+HTTP API listen on 127.0.0.1:8025 unless told otherwise.  The TLS certificate
+is signed by a CA created once in the user's data directory and reused, so
+the CA file and the certificate fingerprint printed at start stay valid.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import ssl
 import sys
 import threading
 from types import FrameType
@@ -36,13 +40,25 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, not {text!r}")
+    return host.strip("[]"), _port(port)
+
+
+DEFAULT_WEB = ("127.0.0.1", 8025)  # Mailpit's and MailHog's port: habits carry over
+
+
 def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     """Add the ``capture`` command and its options to ``sub``."""
+    from ..capture.faults import FAULT_HELP
+
     parser = sub.add_parser(
         "capture",
         help="run a local SMTP capture server that keeps every message",
         description=__doc__,
-        epilog=epilog,
+        epilog=FAULT_HELP + "\n" + epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -54,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
         "--tls",
         choices=("starttls", "implicit", "none"),
         default="starttls",
-        help="offer STARTTLS (default), implicit TLS, or no TLS; the CA is made at start-up",
+        help="offer STARTTLS (default), implicit TLS, or no TLS (see certificate, below)",
     )
     parser.add_argument(
         "--auth",
@@ -64,6 +80,37 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
         help="offer AUTH PLAIN, LOGIN and CRAM-MD5 for this account (repeat for more)",
     )
     parser.add_argument("--require-auth", action="store_true", help="refuse mail before AUTH (530)")
+    web = parser.add_mutually_exclusive_group()
+    web.add_argument(
+        "--web",
+        type=_address,
+        default=DEFAULT_WEB,
+        metavar="HOST:PORT",
+        help="where the web UI and HTTP API listen (127.0.0.1:8025; port 0 picks a free one)",
+    )
+    web.add_argument("--no-web", action="store_true", help="no web UI and no HTTP API")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a fault script to follow (repeatable; see below)",
+    )
+    tls = parser.add_argument_group("certificate")
+    tls.add_argument(
+        "--ca-dir",
+        metavar="DIR",
+        help="the folder of the kept CA (default: $POSTWIRE_CAROOT, else "
+        "$XDG_DATA_HOME/postwire/ca); mkcert's CAROOT works too",
+    )
+    tls.add_argument("--cert", metavar="PEM", help="serve this certificate (with --key)")
+    tls.add_argument("--key", metavar="PEM", help="the private key of --cert")
+    parser.add_argument(
+        "--release-to",
+        metavar="URL",
+        help="where the UI's release button sends: smtp://, smtp+starttls:// or smtps://"
+        "[user@]host[:port] (password in POSTWIRE_RELEASE_PASSWORD)",
+    )
 
 
 class _StopSignal(Exception):
@@ -105,8 +152,19 @@ def run(args: argparse.Namespace) -> int:
             "pip install 'postwire[capture]'",
             Exit.UNAVAILABLE,
         ) from None
+    from ..capture.certs import default_ca_dir
+    from ..capture.faults import parse_faults
+    from ..capture.release import parse_release_url
+
     if args.require_auth and not args.auth:
         raise CLIError("--require-auth needs --auth USER:PASSWORD", Exit.USAGE)
+    if (args.cert is None) != (args.key is None):
+        raise CLIError("--cert and --key go together", Exit.USAGE)
+    try:
+        faults = parse_faults(args.fault)
+        release = parse_release_url(args.release_to) if args.release_to else None
+    except ValueError as exc:
+        raise CLIError(str(exc), Exit.USAGE) from None
     _quiet_logging()
     lock = threading.Lock()
 
@@ -122,6 +180,12 @@ def run(args: argparse.Namespace) -> int:
         auth=dict(args.auth) if args.auth else None,
         require_auth=args.require_auth,
         on_message=show,
+        ca_dir=args.ca_dir or default_ca_dir(),
+        certfile=args.cert,
+        keyfile=args.key,
+        web=None if args.no_web else args.web,
+        faults=faults,
+        release_to=release,
     )
     old_term = signal.signal(signal.SIGTERM, _on_signal)
     old_int = signal.signal(signal.SIGINT, _on_signal)
@@ -129,9 +193,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             server.start()
         except OSError as exc:
-            raise CLIError(
-                f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", Exit.OSERR
-            ) from None
+            where = f"{args.host}:{args.port}"
+            if exc.filename == "web UI":
+                where = f"{args.web[0]}:{args.web[1]} (web UI; --web HOST:PORT or --no-web)"
+            raise CLIError(f"cannot listen on {where}: {exc.strerror or exc}", Exit.OSERR) from None
+        except ssl.SSLError as exc:
+            raise CLIError(f"cannot use the certificate: {exc}", Exit.CONFIG) from None
         _announce(server, args)
         stop = threading.Event()
         while not stop.wait(0.5):  # short waits: the signal handler runs between them
@@ -159,5 +226,15 @@ def _announce(server: object, args: argparse.Namespace) -> None:
         extra.append(f"Maildir {args.maildir}")
     print(f"listening on {server.host}:{server.port} ({'; '.join(extra)})", flush=True)
     if args.tls != "none":
-        print(f"CA certificate: {server.ca_file} (send with --cafile {server.ca_file})", flush=True)
+        if args.cert is None:
+            ca = server.ca_file
+            print(f"CA certificate: {ca} (send with --cafile {ca})", flush=True)
+        pin = server.certificate_fingerprint
+        print(f"certificate SHA-256: {pin} (or send with --tls-fingerprint {pin})", flush=True)
+    if server.faults.active:
+        print(f"fault scripts: {', '.join(args.fault)}", flush=True)
+    if server.release_target is not None:
+        print(f"release to: {server.release_target.address}", flush=True)
+    if not args.no_web:
+        print(f"web UI and API: {server.web_url}", flush=True)
     print("press Ctrl-C to stop", file=sys.stderr, flush=True)
