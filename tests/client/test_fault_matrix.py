@@ -17,6 +17,10 @@ each connection.  For every cell, the sync :class:`~postwire.Client`, the
 
 Each test collects every violation of its cell and reports them together, so a
 failing cell says everything that is wrong with it at once.
+
+Issue 14's new paths have their own cells: the same checks with a real proxy
+(Dante, tinyproxy) between client and fault server, and an LMTP fault server that
+fails the last of two recipients after the data with each fault.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from postwire import Client, SendResult, errors
 from postwire.client import AsyncClient
 from postwire.smtp import ports_to_ssl_ports, smtp_send_message
 from servers.faults import FAULTS, STEPS, FaultServer, Listener
+from servers.proxies import HttpProxy, SocksProxy
 
 T = TypeVar("T")
 
@@ -388,10 +393,19 @@ def _check_leftover_detected(p: Problems, api: Api) -> None:
     p.expect(not api.connected, "(c) still connected after the unsolicited line was found")
 
 
-def _single_cell(kind: str, cell: Cell, faults: FaultServer, client_ctx: ssl.SSLContext) -> None:
+def _single_cell(
+    kind: str,
+    cell: Cell,
+    faults: FaultServer,
+    client_ctx: ssl.SSLContext,
+    proxy: str | None = None,
+) -> Listener:
     p = Problems(cell)
     with faults.listen(cell.step, cell.fault, chunking=cell.step == "BDAT") as listener:
-        api = _make(kind, listener.port, _options(cell.step, client_ctx))
+        options = _options(cell.step, client_ctx)
+        if proxy is not None:
+            options["proxy"] = proxy
+        api = _make(kind, listener.port, options)
         token = _token()
         outcome: SendResult | Exception
         start = time.monotonic()
@@ -434,6 +448,7 @@ def _single_cell(kind: str, cell: Cell, faults: FaultServer, client_ctx: ssl.SSL
         for tok, out in sent:
             _check_delivery(p, listener, tok, out)
     p.check()
+    return listener
 
 
 @pytest.mark.parametrize("cell", _cells(STEPS))
@@ -606,3 +621,129 @@ def test_send_many_async(
     mode: str, cell: Cell, faults: FaultServer, client_ctx: ssl.SSLContext
 ) -> None:
     _many_cell("async", mode, cell, faults, client_ctx)
+
+
+# -- issue 14's new paths: a proxy in the way, and LMTP -----------------------------------
+
+#: Through a real proxy (Dante for SOCKS5, tinyproxy for HTTP CONNECT) the same cells must
+#: hold: the server's faults reach the client as the proxy relays them, and a server that
+#: drops is a proxy that drops the client's side.
+PROXY_CELLS = [
+    pytest.param(kind, proxy, Cell(step, fault), id=f"{kind}-{proxy}-{step}-{fault}")
+    for kind in ("sync", "async")
+    for proxy in ("socks5", "http")
+    for step in ("greeting", "MAIL", "end-of-data")
+    for fault in ("close", "421", "4xx", "hang", "partial", "garbage")
+]
+
+
+@pytest.mark.parametrize(("kind", "proxy", "cell"), PROXY_CELLS)
+def test_through_a_proxy(
+    kind: str,
+    proxy: str,
+    cell: Cell,
+    faults: FaultServer,
+    client_ctx: ssl.SSLContext,
+    socks_proxy: SocksProxy,
+    http_proxy: HttpProxy,
+) -> None:
+    server = socks_proxy if proxy == "socks5" else http_proxy
+    listener = _single_cell(kind, cell, faults, client_ctx, proxy=server.url())
+    assert f"{listener.port}" in server.log_text()  # the proxy really carried it
+
+
+LMTP_RECIPIENTS = ["b@server.test", "c@server.test"]
+
+
+def _lmtp_send(api: Api, token: str) -> SendResult:
+    if isinstance(api, SyncApi):
+        return api.client.send(_message(token), sender=SENDER, recipients=LMTP_RECIPIENTS)
+    assert isinstance(api, AsyncApi) and isinstance(api.client, AsyncClient)
+    send = api.client.send(_message(token), sender=SENDER, recipients=LMTP_RECIPIENTS)
+    return api._run(send)
+
+
+def _lmtp_cell(kind: str, fault: str, faults: FaultServer, client_ctx: ssl.SSLContext) -> None:
+    """An LMTP server that fails the last of two recipients after the data, with ``fault``.
+
+    The first recipient has its message whatever happens next, so: a reply (4xx, 5xx, 421)
+    is that recipient's refusal in the ``SendResult``; an unreadable reply or a broken
+    connection is :class:`PossiblyDelivered` saying the first was delivered and the second
+    is unknown; an extra line after both replies is found before the session is used again.
+    """
+    cell = Cell("end-of-data", fault)
+    p = Problems(cell)
+    with faults.listen("end-of-data", fault, lmtp=True) as listener:
+        options = {**_options("end-of-data", client_ctx), "lmtp": True}
+        api = _make(kind, listener.port, options)
+        token = _token()
+        outcome: SendResult | Exception
+        start = time.monotonic()
+        try:
+            api.connect()
+            outcome = _lmtp_send(api, token)
+        except Exception as exc:
+            outcome = exc
+        elapsed = time.monotonic() - start
+        first, second = LMTP_RECIPIENTS
+        try:
+            p.expect(elapsed < BOUND, f"(a) took {elapsed:.2f} s")
+            if fault in ("4xx", "5xx", "421"):
+                p.expect(isinstance(outcome, SendResult), f"expected a result: {outcome!r}")
+                if isinstance(outcome, SendResult):
+                    p.expect(outcome.accepted == [first], f"accepted: {outcome.accepted}")
+                    refusal = outcome.refused.get(second)
+                    code = {"4xx": 451, "5xx": 554, "421": 421}[fault]
+                    p.expect(
+                        refusal is not None and refusal.code == code
+                        and refusal.command == "end of data",
+                        f"the second recipient's refusal: {refusal!r}",
+                    )  # fmt: skip
+                # A 421 ends the session (RFC 5321 §3.8); a plain refusal does not.
+                p.expect(api.connected is (fault != "421"), f"connected: {api.connected}")
+                if fault != "421" and api.connected:
+                    again = _lmtp_send(api, _token())  # the session goes on
+                    p.expect(again.accepted == LMTP_RECIPIENTS, f"the next message: {again}")
+            elif fault == "extra":
+                p.expect(
+                    isinstance(outcome, SendResult) and outcome.accepted == LMTP_RECIPIENTS,
+                    f"expected both delivered: {outcome!r}",
+                )
+                _check_leftover_detected(p, api)
+            else:
+                p.expect(
+                    isinstance(outcome, errors.PossiblyDelivered),
+                    f"expected PossiblyDelivered: {_describe(outcome)}",
+                )
+                if isinstance(outcome, errors.PossiblyDelivered):
+                    p.expect(outcome.delivered == (first,), f"delivered: {outcome.delivered}")
+                    p.expect(outcome.unknown == (second,), f"unknown: {outcome.unknown}")
+                    p.expect("end of data" in str(outcome), f"(b) step: {outcome}")
+                p.expect(not api.connected, "(c) still connected after the fault")
+                _check_client_closed(p, listener)
+        finally:
+            _finish(api)
+        _settle(listener)
+        _check_injected(p, listener)
+        delivered_to = [
+            a for s in listener.sessions for a, m in s.delivered_to if token.encode() in m
+        ]
+        p.expect(first in delivered_to, f"harness: the first recipient: {delivered_to}")
+        reported = outcome.accepted if isinstance(outcome, SendResult) else []
+        # (d) a recipient reported delivered really got a 2xx, and one that got a 2xx is
+        # reported delivered (or possibly delivered).
+        p.expect(
+            set(reported) <= set(delivered_to),
+            f"(d) reported {reported}, delivered {delivered_to}",
+        )
+        if isinstance(outcome, SendResult):
+            p.expect(set(delivered_to) <= set(reported), f"(d) {delivered_to} vs {reported}")
+    p.check()
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_lmtp_fails_one_recipient_after_the_data(
+    kind: str, fault: str, faults: FaultServer, client_ctx: ssl.SSLContext
+) -> None:
+    _lmtp_cell(kind, fault, faults, client_ctx)

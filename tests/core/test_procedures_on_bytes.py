@@ -670,6 +670,32 @@ def test_lmtp_replies_after_the_data(finals: list[bytes], outcome: tuple[Any, An
             assert done.error.step == "end of data"
 
 
+@pytest.mark.parametrize(
+    ("finals", "delivered", "refused", "unknown"),
+    [
+        ([b"250 2.0.0 ok\r\n"], ("b@y",), {"d@w": 550}, ("c@z",)),
+        ([b"552 5.2.2 quota\r\n"], (), {"b@y": 552, "d@w": 550}, ("c@z",)),
+        ([], (), {}, ()),  # nothing learned: as over SMTP
+    ],
+    ids=["delivered then drop", "refused then drop", "drop at once"],
+)
+def test_a_drop_among_lmtp_replies_keeps_what_was_learned(
+    finals: list[bytes], delivered: tuple[str, ...], refused: dict[str, int],
+    unknown: tuple[str, ...],
+) -> None:  # fmt: skip
+    """The outbox must not resend to a recipient LMTP already said was delivered."""
+    conn = _lmtp()
+    message = _message(["b@y", "c@z", "d@w"])
+    turns = [b"250 ok\r\n250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n354 go\r\n", *finals]
+    done = drive(transaction(conn, message.envelope, message.content), conn, turns)
+    error = done.error
+    assert isinstance(error, errors.PossiblyDelivered), error
+    assert error.delivered == delivered and error.unknown == unknown
+    assert {k: r.code for k, r in error.refused.items()} == refused
+    if finals:
+        assert "may have been delivered to the others" in str(error)
+
+
 def test_lmtp_has_no_helo_fallback_and_no_batch() -> None:
     conn = SMTPConnection(lmtp=True)
     done = drive(procedures.greet(conn, "client.test"), conn, [b"220 x\r\n", b"500 what\r\n"])

@@ -18,6 +18,11 @@ Each connection is recorded in a :class:`Session`: the bytes received, the
 command lines, the fault actually sent, the messages delivered (a message
 counts as delivered only when the server sent a well-formed 2xx reply to its
 final ``.`` or to its ``BDAT ... LAST``) and whether the client closed.
+
+A listener opened with ``lmtp=True`` speaks LMTP (RFC 2033): LHLO instead of
+EHLO, and after the final ``.`` one reply per accepted recipient, the last of
+which is the ``end-of-data`` step: so a fault there fails one recipient after
+the data, the others having had their message (``Session.delivered_to``).
 """
 
 from __future__ import annotations
@@ -107,6 +112,8 @@ class Session:
     fault_reply: bytes | None = None
     #: The content of every message the server accepted with a 2xx final reply.
     delivered: list[bytes] = field(default_factory=list)
+    #: LMTP: (recipient, content) for each recipient whose own reply after the data was 2xx.
+    delivered_to: list[tuple[str, bytes]] = field(default_factory=list)
     #: Set when the client closed its side (EOF or reset seen by the server).
     client_closed: threading.Event = field(default_factory=threading.Event)
     #: Set when the server has finished with the connection.
@@ -335,6 +342,11 @@ class _Conversation:
             return outcome
         if self.no_service:
             return await self.reply("", b"503 5.5.1 no service here, only QUIT\r\n")
+        if self.listener.lmtp and verb in ("EHLO", "HELO"):
+            return await self.reply("", b"500 5.5.1 this is LMTP: LHLO\r\n")
+        if verb == "LHLO" and self.listener.lmtp:
+            self.reset()
+            return await self.reply("EHLO", self.ehlo_reply())
         if verb == "EHLO":
             self.reset()
             return await self.reply("EHLO", self.ehlo_reply())
@@ -451,7 +463,28 @@ class _Conversation:
         while (line := await self.readline()) != b".\r\n":
             # RFC 5321 §4.5.2: remove the stuffed dot.
             content += line[1:] if line.startswith(b".") else line
+        if self.listener.lmtp:
+            return await self.lmtp_finish(bytes(content))
         return await self.finish(bytes(content), "end-of-data")
+
+    async def lmtp_finish(self, content: bytes) -> _Outcome:
+        """RFC 2033 §4.2: a reply per accepted recipient; the last one is the fault's step."""
+        addresses = [arg.partition("<")[2].partition(">")[0] for arg in self.rcpts]
+        self.reset()
+
+        def delivered(address: str) -> Callable[[], None]:
+            def record() -> None:
+                self.session.delivered.append(content)
+                self.session.delivered_to.append((address, content))
+
+            return record
+
+        for address in addresses[:-1]:
+            await self.reply("", f"250 2.0.0 <{address}> delivered\r\n".encode(),
+                             delivered(address))  # fmt: skip
+        last = addresses[-1]
+        normal = f"250 2.0.0 <{last}> delivered\r\n".encode()
+        return await self.reply("end-of-data", normal, delivered(last))
 
     async def finish(self, content: bytes, step: str) -> _Outcome:
         self.queued += 1
@@ -486,11 +519,14 @@ class _Conversation:
 class Listener:
     """One listening port whose connections get ``fault`` at ``step``."""
 
-    def __init__(self, server: FaultServer, step: str, fault: str, chunking: bool) -> None:
+    def __init__(
+        self, server: FaultServer, step: str, fault: str, chunking: bool, lmtp: bool = False
+    ) -> None:
         self.server = server
         self.step = step
         self.fault = fault
         self.chunking = chunking
+        self.lmtp = lmtp
         self.sessions: list[Session] = []
         self.port = 0
         self._aserver: asyncio.AbstractServer | None = None
@@ -543,11 +579,16 @@ class FaultServer:
         asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     @contextmanager
-    def listen(self, step: str, fault: str, *, chunking: bool = False) -> Iterator[Listener]:
-        """A fresh port on 127.0.0.1 that injects ``fault`` at ``step`` on each connection."""
+    def listen(
+        self, step: str, fault: str, *, chunking: bool = False, lmtp: bool = False
+    ) -> Iterator[Listener]:
+        """A fresh port on 127.0.0.1 that injects ``fault`` at ``step`` on each connection.
+
+        ``lmtp``: speak LMTP (LHLO; a reply per recipient after the data, no CHUNKING).
+        """
         if step not in STEPS or fault not in FAULTS:
             raise ValueError(f"unknown step or fault: {step!r}, {fault!r}")
-        listener = Listener(self, step, fault, chunking)
+        listener = Listener(self, step, fault, chunking and not lmtp, lmtp)
         self._call(listener._open())
         try:
             yield listener

@@ -15,6 +15,7 @@ code which catches builtins keeps working.  Bad arguments are ``ValueError`` or
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from .reply import Reply
 
@@ -125,7 +126,17 @@ class PossiblyDelivered(ServerDisconnected):
     """The connection broke after the final ``.`` was sent and before its reply.
 
     The server may have accepted the message: do not resend blindly.
+
+    Over LMTP, where each recipient has its own reply after the data (RFC 2033
+    §4.2), what was learned before the break is kept: ``delivered`` lists the
+    recipients whose reply was 2xx, ``refused`` those refused (at RCPT or after
+    the data), and ``unknown`` those whose fate was lost with the connection.
+    Over SMTP the one reply covers everyone: all three are empty.
     """
+
+    delivered: tuple[str, ...] = ()
+    refused: Mapping[str, Reply] = MappingProxyType({})
+    unknown: tuple[str, ...] = ()
 
 
 class Timeout(SMTPError, TimeoutError):

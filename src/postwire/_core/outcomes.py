@@ -140,16 +140,19 @@ class TransactionReplies:
             return SendResult(self.accepted, self.refused, final)
         return DataError("end of data", final)
 
-    def after_lmtp_data(self, finals: Sequence[Reply]) -> SendResult | SMTPError:
+    def after_lmtp_data(
+        self, finals: Sequence[Reply], *, partial: bool = False
+    ) -> SendResult | SMTPError:
         """What LMTP's replies after the final "." decide: one per accepted recipient.
 
         RFC 2033 §4.2: each reply is that recipient's delivery, in the order the
         RCPTs were accepted; the message is sent if any recipient got it.
+        ``partial``: ``finals`` are the first replies only (the connection broke).
         """
         delivered: list[str] = []
         refused = dict(self.refused)
         last: Reply | None = None
-        for rcpt, reply in zip(self.accepted, finals, strict=True):
+        for rcpt, reply in zip(self.accepted, finals, strict=not partial):
             if reply.is_positive:
                 delivered.append(rcpt)
                 last = reply

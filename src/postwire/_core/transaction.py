@@ -6,7 +6,8 @@ the pipelined batch (:mod:`postwire._core.batch`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
+from types import MappingProxyType
 from typing import NoReturn
 
 from . import commands as c
@@ -234,8 +235,14 @@ def _lmtp_data_end(
     except (SMTPError, OSError) as exc:
         if finals:
             # Some recipients already had their message: whatever the cause (a 421
-            # included), the others may have too.
-            _raise_converted(exc, _possibly_delivered)
+            # included), the others may have too.  What is known is kept.
+            error = _possibly_delivered(exc)
+            known = replies.after_lmtp_data(finals, partial=True)
+            if isinstance(known, SendResult):
+                error.delivered = tuple(known.accepted)
+            error.refused = MappingProxyType(dict(_refused_of(known)))
+            error.unknown = tuple(replies.accepted[len(finals) :])
+            raise error from exc
         _raise_converted(exc, after_end_of_data)
     outcome = replies.after_lmtp_data(finals)
     if isinstance(outcome, BaseException):
@@ -243,7 +250,13 @@ def _lmtp_data_end(
     return outcome
 
 
-def _possibly_delivered(exc: BaseException) -> BaseException:
+def _refused_of(known: SendResult | SMTPError) -> Mapping[str, Reply]:
+    if isinstance(known, SendResult):
+        return known.refused
+    return known.refused if isinstance(known, RecipientsRefused) else {}
+
+
+def _possibly_delivered(exc: BaseException) -> PossiblyDelivered:
     return PossiblyDelivered(
         f"{exc}; this happened after some recipients' LMTP replies, so the message may "
         "have been delivered to the others",
