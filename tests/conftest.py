@@ -16,6 +16,7 @@ import pytest
 from hypothesis import settings
 
 from servers.lmtp import LmtpServer
+from servers.opendkim import DkimVerifier
 from servers.postfix import PostfixServer
 from servers.proxies import HttpProxy, SocksProxy
 
@@ -54,6 +55,13 @@ def postfix_inbox(postfix: PostfixServer) -> PostfixServer:
     """The session's Postfix with its Maildir emptied before the test."""
     postfix.clear()
     return postfix
+
+
+@pytest.fixture(scope="session")
+def dkim_oracle(postfix: PostfixServer) -> Iterator[DkimVerifier]:
+    """OpenDKIM verifying what reaches ``postfix.dkim_port`` (see servers/opendkim.py)."""
+    with DkimVerifier(postfix.milter_port) as verifier:
+        yield verifier
 
 
 # -- Dovecot's LMTP server, Dante (SOCKS5) and tinyproxy (HTTP CONNECT), one each per session ----

@@ -16,6 +16,7 @@ from ._core.reply import EnhancedStatus, Reply
 from ._core.timeouts import Timeouts
 from .client import AsyncClient, AsyncPool, CancelHandle, Client, Pool, TLSMode
 from .racket.parameters import Parameter
+from .signing import DKIMSigner
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "AsyncPool",
     "CancelHandle",
     "Client",
+    "DKIMSigner",
     "DSN",
     "EnhancedStatus",
     "Envelope",

@@ -152,6 +152,38 @@ def test_an_account_without_a_password_source_says_so(tmp_path: Path) -> None:
         from_account(config=str(path), environ={})
 
 
+def test_account_dkim_settings_make_a_signer(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    (tmp_path / "dkim.pem").write_bytes(key)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[accounts.a]\nserver = "127.0.0.1:2525"\ndkim_key = "dkim.pem"\n'
+        'dkim_selector = "s1"\ndkim_domain = "example.org"\n'
+        'dkim_headers = ["From", "Subject"]\ndkim_canonicalization = "simple/relaxed"\n'
+    )
+    signer = from_account(config=str(path), environ={}).dkim
+    assert signer is not None and signer.algorithm == "ed25519-sha256"
+    assert (signer.domain, signer.selector, signer.headers, signer.canonicalization) == (
+        "example.org", "s1", ("From", "Subject"), ("simple", "relaxed"),
+    )  # fmt: skip
+    assert Client.from_account(config=str(path)).dkim == signer
+    # The environment names the key too; a key without selector and domain is refused.
+    environ = {"POSTWIRE_DKIM_KEY": str(tmp_path / "dkim.pem")}
+    path.write_text('[accounts.a]\nserver = "127.0.0.1:2525"\n')
+    with pytest.raises(ConfigError, match="dkim_selector and dkim_domain"):
+        from_account(config=str(path), environ=environ)
+    path.write_text('[accounts.a]\nserver = "127.0.0.1:2525"\ndkim_headers = "From"\n')
+    with pytest.raises(ConfigError, match="dkim_key is not"):
+        from_account(config=str(path), environ={})
+
+
 def test_account_tls_fingerprint_is_checked_on_load(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[accounts.a]\nserver = "127.0.0.1:2525"\ntls_fingerprint = "zz"\n')

@@ -198,7 +198,8 @@ smtpd_sasl_path = {dovecot}/auth-postfix
 """
 
 
-def _master_cf(smtp: int, submission: int, smtps: int, base: Path) -> str:
+def _master_cf(ports: tuple[int, int, int, int], milter: int, base: Path) -> str:
+    smtp, submission, smtps, dkim = ports
     # Every service runs without chroot (column 5 = n): the queue lives outside /var/spool.
     services = """\
 pickup    unix  n       -       n       60      1       pickup
@@ -242,6 +243,12 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 127.0.0.1:{smtps} inet n - n - - smtpd
   -o smtpd_tls_wrappermode=yes
   -o smtpd_tls_security_level=encrypt
+# DKIM checked: every message goes through the OpenDKIM milter (tests/servers/opendkim.py);
+# without it running, the message is refused with 451 rather than delivered unchecked.
+127.0.0.1:{dkim} inet n - n - - smtpd
+  -o smtpd_milters=inet:127.0.0.1:{milter}
+  -o milter_default_action=tempfail
+  -o milter_connect_timeout=5s
 {services}{nouser}"""
 
 
@@ -314,6 +321,9 @@ class PostfixServer:
         self.smtp_port = 0
         self.submission_port = 0
         self.smtps_port = 0
+        #: A port whose messages the DKIM milter on ``milter_port`` checks (see opendkim.py).
+        self.dkim_port = 0
+        self.milter_port = 0
         self.mail_config: Path = base / "etc"
         self.inbox: Path = base / "mail" / "inbox"
         self.ca_file: Path = base / "tls" / "ca.pem"
@@ -409,8 +419,14 @@ class PostfixServer:
     # -- internals --------------------------------------------------------------------------
 
     def _pick_ports(self) -> None:
-        self.smtp_port, self.submission_port, self.smtps_port = _free_ports(3)
-        master_cf = _master_cf(self.smtp_port, self.submission_port, self.smtps_port, self.base)
+        ports = _free_ports(5)
+        self.smtp_port, self.submission_port, self.smtps_port, self.dkim_port = ports[:4]
+        self.milter_port = ports[4]
+        master_cf = _master_cf(
+            (self.smtp_port, self.submission_port, self.smtps_port, self.dkim_port),
+            self.milter_port,
+            self.base,
+        )
         (self.mail_config / "master.cf").write_text(master_cf, encoding="utf-8")
 
     def _prepare(self) -> None:
@@ -499,7 +515,7 @@ class PostfixServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        for port in (self.smtp_port, self.submission_port, self.smtps_port):
+        for port in (self.smtp_port, self.submission_port, self.smtps_port, self.dkim_port):
             while not _accepts(self.host, port):
                 if self._postfix.poll() is not None or time.monotonic() >= deadline:
                     raise RuntimeError(

@@ -11,11 +11,14 @@ import ssl
 from email.message import EmailMessage
 
 from postwire import (
+    DSN,
     AsyncClient,
     AsyncPool,
     CancelHandle,
     Client,
+    DKIMSigner,
     Pool,
+    PossiblyDelivered,
     RecipientsRefused,
     Reply,
     SendResult,
@@ -90,6 +93,21 @@ def racket_usage() -> None:
     data: bytes = compose_message(header, ["line"])
     with Pool("mail.example.org") as pool:
         pool.send(data, sender="a@x", recipients=["b@y"])
+
+
+def signing_and_delivery_options(msg: EmailMessage) -> None:
+    signer = DKIMSigner.from_file("dkim.pem", domain="example.org", selector="s1")
+    record: str = signer.dns_record()
+    print(signer.dns_name(), record, signer.algorithm)
+    signer2 = DKIMSigner("example.org", "s2", b"...", headers=["From", "To"],
+                         canonicalization="relaxed/simple")  # fmt: skip
+    with Client("/run/lmtp.sock", lmtp=True, tls="none", dkim=signer2) as lmtp:
+        try:
+            lmtp.send(msg, dsn=DSN(notify={"FAILURE"}, ret="HDRS", envid="x"), require_tls=False)
+        except PossiblyDelivered as exc:
+            known: tuple[str, ...] = exc.delivered + exc.unknown
+            print(known, dict(exc.refused))
+    Pool("mail.example.org", proxy="socks5://127.0.0.1:1080", dkim=signer)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,7 @@ from .dsn import DSN
 from .envelope import Envelope
 from .identification import add_missing_fields, domain_of
 
-__all__ = ["Content", "PreparedMessage", "prepare_message"]
+__all__ = ["Content", "PreparedMessage", "prepare_message", "with_content"]
 
 #: What ``send`` accepts as message content.
 Content = (
@@ -145,20 +145,8 @@ def _prepare(
         )
     if isinstance(message, (bytes, bytearray, memoryview)):
         data = message if isinstance(message, bytes) else bytes(message)
-        eight_bit = not data.isascii()
-        # NUL cannot travel in DATA, nor under 8BITMIME (RFC 6152 §2): only BINARYMIME.
-        env = Envelope(
-            sender,
-            tuple(recipients),
-            len(data),
-            eight_bit,
-            False,
-            mail_params,
-            rcpt_params,
-            binary=b"\0" in data,
-            utf8_headers=eight_bit and _utf8_header(data),
-        )
-        return PreparedMessage(env, data)
+        env = Envelope(sender, tuple(recipients), mail_params=mail_params, rcpt_params=rcpt_params)
+        return with_content(PreparedMessage(env, None), data)
     if hasattr(message, "read"):
         size = _file_size(message)
         env = Envelope(sender, tuple(recipients), size, None, False, mail_params, rcpt_params)
@@ -167,6 +155,27 @@ def _prepare(
         env = Envelope(sender, tuple(recipients), None, None, False, mail_params, rcpt_params)
         return PreparedMessage(env, message)
     raise TypeError(f"cannot send a {type(message).__name__} as a message")
+
+
+def with_content(prepared: PreparedMessage, data: bytes) -> PreparedMessage:
+    """``prepared`` with ``data`` as its content, and what the envelope knows of it updated.
+
+    The size (RFC 1870), whether it is 8-bit (RFC 6152) and holds raw UTF-8 in
+    its header (RFC 6532), and whether it needs BINARYMIME: NUL cannot travel
+    in DATA, nor under 8BITMIME (RFC 6152 §2), only BODY=BINARYMIME.
+    """
+    env = prepared.envelope
+    eight_bit = not data.isascii()
+    return PreparedMessage(
+        dataclasses.replace(
+            env,
+            size=len(data),
+            eight_bit=eight_bit,
+            binary=env.binary or b"\0" in data,
+            utf8_headers=env.utf8_headers or (eight_bit and _utf8_header(data)),
+        ),
+        data,
+    )
 
 
 def _utf8_header(data: bytes) -> bool:

@@ -24,14 +24,16 @@ configuration (lowest to highest priority):
                 $XDG_CONFIG_HOME/postwire/config.toml (~/.config/postwire/config.toml):
                 default = "NAME"; [defaults] and [accounts.NAME] tables with the keys
                 server, tls, cafile, tls_fingerprint, user, password_env, password_file,
-                password_command, from, timeout, allow_plaintext_auth, lmtp, proxy
+                password_command, from, timeout, allow_plaintext_auth, lmtp, proxy,
+                dkim_key, dkim_selector, dkim_domain, dkim_headers, dkim_canonicalization
   environment   POSTWIRE_ACCOUNT (account to use), POSTWIRE_SERVER (host[:port]),
                 POSTWIRE_TLS, POSTWIRE_CAFILE, POSTWIRE_TLS_FINGERPRINT, POSTWIRE_USER,
                 POSTWIRE_PASSWORD_ENV (name of the variable holding the password),
                 POSTWIRE_PASSWORD_FILE, POSTWIRE_PASSWORD_COMMAND, POSTWIRE_FROM,
-                POSTWIRE_TIMEOUT, POSTWIRE_PROXY
+                POSTWIRE_TIMEOUT, POSTWIRE_PROXY, POSTWIRE_DKIM_KEY,
+                POSTWIRE_DKIM_SELECTOR, POSTWIRE_DKIM_DOMAIN
   options       --server, --tls, --cafile, --tls-fingerprint, --proxy, --lmtp,
-                --timeout, --user, --password-*
+                --timeout, --user, --password-*, --dkim-*
 
 """
 

@@ -20,6 +20,7 @@ from .connection import (
     Target,
     add_auth_options,
     add_connection_options,
+    add_dkim_options,
     make_client,
     result_exit_code,
     result_json,
@@ -100,6 +101,7 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     add_delivery_options(parser)
     add_connection_options(parser)
     add_auth_options(parser)
+    add_dkim_options(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

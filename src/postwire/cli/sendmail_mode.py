@@ -64,6 +64,9 @@ for the config file and the POSTWIRE_* variables).  Options:
   -C, --config PATH     the config file
   -a, --account NAME    the account to use
   -v, --transcript      print the SMTP exchange on stderr
+
+DKIM signing comes from the account's dkim_key, dkim_selector and dkim_domain settings
+(or POSTWIRE_DKIM_KEY, POSTWIRE_DKIM_SELECTOR, POSTWIRE_DKIM_DOMAIN).
 """
 
 

@@ -33,6 +33,7 @@ from .._core.transaction import transaction
 from .._net.proxy import check_proxy_url
 from .._net.tls import TLS_MODES, TLSMode, check_fingerprint, make_context, normalize_fingerprint
 from ..config import account_options, url_options
+from ..signing.dkim import DKIMSigner, sign_prepared
 from .transcript import Tracer
 
 __all__ = ["TLS_MODES", "BaseClient", "OAuth2Token", "TLSMode", "greeting_hint", "unpack_item"]
@@ -86,6 +87,8 @@ class BaseClient:
             ``socks5://[user:password@]host:port`` or ``http://host:port``
             (``postwire[proxy]``); TLS is still verified against ``host``.
             A ``host`` that is an absolute path is a Unix domain socket.
+        dkim: a :class:`~postwire.DKIMSigner`: every message is DKIM-signed
+            (RFC 6376) over the bytes that go on the wire (``postwire[dkim]``).
         transcript: a callable receiving each transcript line (AUTH hidden).
         add_date_and_message_id: give an ``EmailMessage`` that has no Date or
             no Message-ID one (RFC 5322 §3.6.1, §3.6.4), as mail programs do;
@@ -120,6 +123,7 @@ class BaseClient:
         add_date_and_message_id: bool = True,
         lmtp: bool = False,
         proxy: str | None = None,
+        dkim: DKIMSigner | None = None,
     ) -> None:
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
@@ -151,6 +155,8 @@ class BaseClient:
             raise ValueError("password given without username")
         if username is not None and password is None and oauth2_token is None:
             raise ValueError("username given without password or oauth2_token")
+        if dkim is not None and not isinstance(dkim, DKIMSigner):
+            raise TypeError(f"dkim must be a DKIMSigner, not {type(dkim).__name__}")
         if local_hostname is not None:
             Ehlo(local_hostname)  # raises ValueError for CR/LF, spaces, empty
         self.host = host
@@ -175,6 +181,7 @@ class BaseClient:
         self.add_date_and_message_id = add_date_and_message_id
         self.lmtp = lmtp
         self.proxy = proxy
+        self.dkim = dkim
         self._tracer = Tracer(transcript)
         self._conn = None
         self.ehlo_reply: Reply | None = None
@@ -339,7 +346,7 @@ class BaseClient:
     ) -> PreparedMessage:
         if _is_header_and_lines(message):
             message, sender, recipients = _from_header(message, sender, recipients)
-        return prepare_message(
+        prepared = prepare_message(
             message,
             sender=sender,
             recipients=recipients,
@@ -349,6 +356,8 @@ class BaseClient:
             dsn=dsn,
             requiretls=require_tls,
         )
+        # Signed last, over what postwire added and normalized: what the server gets.
+        return prepared if self.dkim is None else sign_prepared(prepared, self.dkim)
 
     def _own_domain(self) -> str:
         """The domain for a Message-ID when the sender has none: the EHLO name or host name."""

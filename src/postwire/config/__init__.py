@@ -24,6 +24,7 @@ from typing import Any
 
 from .._core.errors import ConfigError
 from .._net.tls import TLSMode
+from ..signing.dkim import DKIMSigner
 from .files import ENV_VARS, KEYS, find_config, load_settings
 from .passwords import Prompt, read_password
 from .settings import TLS_MODES, Settings, default_tls, parse_server, positive_seconds
@@ -39,6 +40,7 @@ __all__ = [
     "account_options",
     "config_from_settings",
     "default_tls",
+    "dkim_from_settings",
     "find_config",
     "from_account",
     "from_url",
@@ -75,6 +77,7 @@ class ClientConfig:
     chunking: bool | None = None
     lmtp: bool | None = None
     proxy: str | None = None
+    dkim: DKIMSigner | None = None
     sender: str | None = None
 
     def client_options(self) -> dict[str, Any]:
@@ -167,6 +170,41 @@ def config_from_settings(
         allow_plaintext_auth=settings.allow_plaintext_auth,
         lmtp=settings.lmtp,
         proxy=settings.proxy,
+        dkim=dkim_from_settings(settings),
         sender=settings.sender,
     )
+
+
+def dkim_from_settings(settings: Settings) -> DKIMSigner | None:
+    """The DKIM signer the ``dkim_*`` settings describe, or None without ``dkim_key``.
+
+    Raises :class:`~postwire.errors.ConfigError` when the key cannot be read or a
+    setting is missing or wrong, before anything is sent.
+    """
+    if settings.dkim_key is None:
+        others = [
+            name
+            for name in ("dkim_selector", "dkim_domain", "dkim_headers", "dkim_canonicalization")
+            if getattr(settings, name) is not None
+        ]
+        if others:
+            raise ConfigError(f"{others[0]} is set but dkim_key is not: give the signing key")
+        return None
+    missing = [n for n in ("dkim_selector", "dkim_domain") if getattr(settings, n) is None]
+    if missing:
+        raise ConfigError(f"dkim_key is set but {' and '.join(missing)} is not")
+    options: dict[str, Any] = {}
+    if settings.dkim_headers is not None:
+        options["headers"] = settings.dkim_headers
+    if settings.dkim_canonicalization is not None:
+        options["canonicalization"] = settings.dkim_canonicalization
+    try:
+        return DKIMSigner.from_file(
+            settings.dkim_key,
+            domain=settings.dkim_domain or "",
+            selector=settings.dkim_selector or "",
+            **options,
+        )
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(str(exc)) from None
 

@@ -47,6 +47,11 @@ _STRING_KEYS = (
     "password_command",
     "from",
     "proxy",
+    "dkim_key",
+    "dkim_selector",
+    "dkim_domain",
+    "dkim_headers",
+    "dkim_canonicalization",
 )
 _FLAG_KEYS = ("allow_plaintext_auth", "lmtp")
 #: Every setting an account (or ``[defaults]``) may have.
@@ -65,6 +70,9 @@ ENV_VARS: Mapping[str, str] = {
     "POSTWIRE_FROM": "from",
     "POSTWIRE_TIMEOUT": "timeout",
     "POSTWIRE_PROXY": "proxy",
+    "POSTWIRE_DKIM_KEY": "dkim_key",
+    "POSTWIRE_DKIM_SELECTOR": "dkim_selector",
+    "POSTWIRE_DKIM_DOMAIN": "dkim_domain",
 }
 
 
@@ -108,6 +116,11 @@ def _table(path: Path, where: str, raw: Mapping[str, Any]) -> Settings:
         )
     if unknown:
         raise fail(f"unknown setting {unknown[0]!r} (known: {', '.join(KEYS)})")
+    if isinstance(raw.get("dkim_headers"), list):  # a TOML list of names, or "a:b:c"
+        names = raw["dkim_headers"]
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise fail("dkim_headers must be a list of header field names")
+        raw = {**raw, "dkim_headers": ":".join(names)}
     values: dict[str, Any] = {}
     for key in _STRING_KEYS:
         if key in raw:
@@ -124,7 +137,7 @@ def _table(path: Path, where: str, raw: Mapping[str, Any]) -> Settings:
             if not isinstance(raw[key], bool):
                 raise fail(f"{key} must be true or false")
             values[key] = raw[key]
-    for key in ("cafile", "password_file"):
+    for key in ("cafile", "password_file", "dkim_key"):
         if key in values:  # relative to the config file's folder
             values[key] = str(path.parent / Path(values[key]).expanduser())
     settings = Settings(**values)

@@ -44,6 +44,11 @@ class Settings:
     allow_plaintext_auth: bool | None = None
     lmtp: bool | None = None
     proxy: str | None = None
+    dkim_key: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_headers: str | None = None
+    dkim_canonicalization: str | None = None
 
     def over(self, lower: Settings) -> Settings:
         """These settings on top of ``lower`` (a password source replaces all lower ones)."""

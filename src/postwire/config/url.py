@@ -6,8 +6,13 @@ by default); ``smtp+starttls://`` requires STARTTLS (port 587 by default);
 absent) and the matching default port.  User and password are
 percent-decoded (``me%40example.com``).  Query options: ``tls``, ``cafile``,
 ``tls_fingerprint``, ``server_hostname``, ``auth_mechanism``, ``timeout``
-(seconds), ``local_hostname``, ``allow_plaintext_auth``, ``pipelining``,
-``chunking`` (``true``/``false``) and ``from`` (a default sender).
+(seconds), ``local_hostname``, ``proxy`` (a proxy URL, percent-encoded),
+``allow_plaintext_auth``, ``pipelining``, ``chunking`` (``true``/``false``) and
+``from`` (a default sender).
+
+``lmtp://host[:port]`` speaks LMTP (RFC 2033, port 24 by default, TLS as for
+``smtp://``).  A URL without a host whose path is absolute names a Unix
+domain socket: ``smtp:///run/mail.sock``, ``lmtp:///var/run/dovecot/lmtp``.
 
 No error message ever shows the password.
 """
