@@ -34,7 +34,7 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncIterable\b", "Iterable"),
     # The classes written here, and the sync twins from _concurrency.
     (r"\bAsync(Client|Pool|Driver|Stream)\b", r"\1"),
-    (r"\bAsync(Lock|Queue|Semaphore|Workers|TLSUpgrade)\b", r"\1"),
+    (r"\bAsync(Lock|Queue|Semaphore|Workers|TLSUpgrade|Exclusive)\b", r"\1"),
     (r"\ba(sleep|call_hook|resolve_token|complete_after_commit|iter_content)\b", r"\1"),
     (r"\b_net\.aio\b", "_net.sync"),
 ]

@@ -20,11 +20,13 @@ from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "READ_SIZE",
+    "AsyncExclusive",
     "AsyncLock",
     "AsyncQueue",
     "AsyncSemaphore",
     "AsyncTLSUpgrade",
     "AsyncWorkers",
+    "Exclusive",
     "Lock",
     "Queue",
     "Semaphore",
@@ -72,6 +74,58 @@ class AsyncLock:
 
 
 Lock = threading.Lock
+
+
+class AsyncExclusive:
+    """One operation at a time on a connection: other tasks wait for their turn.
+
+    A task that comes back while it holds it (a hook that sends on the same
+    client) would wait for itself forever: that is a ``RuntimeError`` instead.
+    The :class:`asyncio.Lock` is made on first use, inside the running loop.
+    """
+
+    def __init__(self) -> None:
+        self._lock: asyncio.Lock | None = None
+        self._owner: object = None
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if self._owner is not None and self._owner is task:
+            raise RuntimeError(_BUSY)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        await self._lock.acquire()
+        self._owner = task
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._owner = None
+        assert self._lock is not None
+        self._lock.release()
+
+
+class Exclusive:
+    """:class:`AsyncExclusive` for threads: one thread at a time uses the connection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        if self._owner == me:
+            raise RuntimeError(_BUSY)
+        self._lock.acquire()
+        self._owner = me
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._owner = None
+        self._lock.release()
+
+
+_BUSY = (
+    "this client is already in the middle of an operation in this same task or thread "
+    "(a hook that uses the client it was called from?): it would wait for itself"
+)
 
 
 class AsyncSemaphore:

@@ -67,7 +67,8 @@ class BaseClient:
         tls_fingerprint: pin the server certificate's SHA-256 fingerprint
             (hex, colons allowed); without ``cafile`` it replaces chain
             verification, for self-signed servers.
-        username, password: credentials for AUTH.
+        username: the user name for AUTH.
+        password: the password for AUTH (never logged or shown).
         auth_mechanism: force one SASL mechanism instead of the strongest
             both sides support.
         oauth2_token: a bearer token, or a callable returning one (called
@@ -80,7 +81,8 @@ class BaseClient:
         timeouts: a :class:`~postwire.Timeouts` for each kind of step.
         local_hostname: the EHLO name; default: a valid name found without DNS.
         source_address: the local (host, port) to connect from.
-        pipelining, chunking: use PIPELINING / CHUNKING when offered.
+        pipelining: use PIPELINING (RFC 2920) when offered.
+        chunking: use CHUNKING (BDAT, RFC 3030) when offered.
         lmtp: speak LMTP (RFC 2033): LHLO, and a reply per recipient after the
             data, reported in the result; default port 24.
         proxy: reach the server through a SOCKS or HTTP CONNECT proxy,
@@ -183,8 +185,13 @@ class BaseClient:
         self.proxy = proxy
         self.dkim = dkim
         self._tracer = Tracer(transcript)
+        self._busy = self._new_exclusive()
         self._conn = None
         self.ehlo_reply: Reply | None = None
+
+    def _new_exclusive(self) -> Any:
+        """What keeps two tasks or threads from using the connection at once."""
+        raise NotImplementedError
 
     @classmethod
     def from_url(cls: type[C], url: str, **overrides: Any) -> C:

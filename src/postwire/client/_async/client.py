@@ -20,7 +20,7 @@ from ..._core.outcomes import not_sent
 from ..._core.reply import Reply
 from ..._net.aio import open_stream
 from ..._net.tls import explain_tls_error
-from .._concurrency import acomplete_after_commit, aresolve_token
+from .._concurrency import AsyncExclusive, acomplete_after_commit, aresolve_token
 from ..base import BaseClient, greeting_hint
 from ..cancel import CancelHandle
 from .driver import AsyncDriver
@@ -48,6 +48,13 @@ class AsyncClient(BaseClient):
     """
 
     _driver: AsyncDriver | None = None
+    _busy: AsyncExclusive
+
+    def _new_exclusive(self) -> AsyncExclusive:
+        # Each operation (connect, a send, a run of send_many, NOOP, RSET, QUIT) has the
+        # connection to itself: two tasks (or threads) sending at once wait their turn
+        # instead of interleaving commands on one session.
+        return AsyncExclusive()
 
     # -- connection ------------------------------------------------------------------------
 
@@ -60,6 +67,10 @@ class AsyncClient(BaseClient):
 
         Returns the last EHLO (or HELO) reply.
         """
+        async with self._busy:
+            return await self._connect()
+
+    async def _connect(self) -> Reply:
         if self.connected:
             raise RuntimeError("already connected")
         stream = await open_stream(
@@ -174,6 +185,16 @@ class AsyncClient(BaseClient):
         prepared = self._prepare(
             message, sender, recipients, mail_options, rcpt_options, dsn, require_tls
         )
+        async with self._busy:
+            return await self._send(prepared, end_of_message, cancel, deadline)
+
+    async def _send(
+        self,
+        prepared: PreparedMessage,
+        end_of_message: Callable[[], object] | None,
+        cancel: CancelHandle | None,
+        deadline: float | None,
+    ) -> SendResult:
         driver = self._require()
         if cancel is not None:
             cancel._attach(driver.stream)
@@ -226,19 +247,32 @@ class AsyncClient(BaseClient):
             if broken is not None:
                 outcomes.update((i, not_sent(broken)) for i, _ in run)
             else:
-                pipelined = self._pipelines()
-                broken = await self._send_run(run, outcomes, window)
-                redo = self._pipelining_fallback(broken, pipelined, run, outcomes)
-                if redo is not None:
-                    try:
-                        self.close()
-                        await self.connect()
-                    except (SMTPError, OSError) as exc:
-                        broken = exc
-                    else:
-                        broken = await self._send_run(redo, outcomes, window)
+                # The connection is held for one run, not across the yields below: the
+                # consumer may use the client between runs, or stop iterating at any time.
+                async with self._busy:
+                    broken = await self._run_once(run, outcomes, window)
             for index, _ in run:
                 yield outcomes[index]
+
+    async def _run_once(
+        self,
+        run: list[tuple[int, PreparedMessage | BaseException]],
+        outcomes: dict[int, Outcome],
+        window: int,
+    ) -> BaseException | None:
+        """One run, resent in lock-step on a new connection if pipelining broke it."""
+        self._require()
+        pipelined = self._pipelines()
+        broken = await self._send_run(run, outcomes, window)
+        redo = self._pipelining_fallback(broken, pipelined, run, outcomes)
+        if redo is None:
+            return broken
+        try:
+            self.close()
+            await self._connect()
+        except (SMTPError, OSError) as exc:
+            return exc
+        return await self._send_run(redo, outcomes, window)
 
     async def _send_run(
         self,
@@ -287,28 +321,31 @@ class AsyncClient(BaseClient):
 
     async def noop(self) -> Reply:
         """NOOP: checks that the session is alive."""
-        driver = self._require()
-        return await driver.run(procedures.noop(driver.conn))
+        async with self._busy:
+            driver = self._require()
+            return await driver.run(procedures.noop(driver.conn))
 
     async def rset(self) -> Reply | None:
         """RSET: abandon the current transaction, if the session allows it."""
-        driver = self._require()
-        return await driver.run(procedures.reset(driver.conn))
+        async with self._busy:
+            driver = self._require()
+            return await driver.run(procedures.reset(driver.conn))
 
     async def quit(self) -> Reply | None:
         """Send QUIT (errors ignored) and close the connection."""
-        driver = self._driver
-        if driver is None:
-            return None
-        reply = None
-        try:
-            if self.connected:
-                reply = await driver.run(procedures.quit(driver.conn))
-        except (SMTPError, OSError) as exc:
-            logger.debug("QUIT failed (ignored): %s", exc)
-        finally:
-            self.close()
-        return reply
+        async with self._busy:
+            driver = self._driver
+            if driver is None:
+                return None
+            reply = None
+            try:
+                if self.connected:
+                    reply = await driver.run(procedures.quit(driver.conn))
+            except (SMTPError, OSError) as exc:
+                logger.debug("QUIT failed (ignored): %s", exc)
+            finally:
+                self.close()
+            return reply
 
     def close(self) -> None:
         """Close the connection without QUIT."""

@@ -39,7 +39,8 @@ class AsyncPool:
     """A pool of client connections to one server, safe to share.
 
     Args:
-        host, port: the server.
+        host: the server's name or address (or a Unix socket's path).
+        port: the server's port (the client's default when None).
         max_connections: connections open at the same time.
         max_messages_per_connection: then the connection is replaced.
         idle_timeout: idle connections older than this are closed.
@@ -47,7 +48,8 @@ class AsyncPool:
         rate_limit: messages per second over the whole pool, or None.
         rate_burst: how many messages may go at once under the rate limit.
         window: BDAT transactions in flight per connection (``send_many``).
-        **client_options: passed to every client (tls, username, ...).
+        **client_options: passed to every client (``tls``, ``username``, ``dkim``...: the
+            arguments of :class:`~postwire.Client`).
     """
 
     def __init__(

@@ -22,7 +22,7 @@ from ..._core.outcomes import not_sent
 from ..._core.reply import Reply
 from ..._net.sync import open_stream
 from ..._net.tls import explain_tls_error
-from .._concurrency import complete_after_commit, resolve_token
+from .._concurrency import Exclusive, complete_after_commit, resolve_token
 from ..base import BaseClient, greeting_hint
 from ..cancel import CancelHandle
 from .driver import Driver
@@ -50,6 +50,13 @@ class Client(BaseClient):
     """
 
     _driver: Driver | None = None
+    _busy: Exclusive
+
+    def _new_exclusive(self) -> Exclusive:
+        # Each operation (connect, a send, a run of send_many, NOOP, RSET, QUIT) has the
+        # connection to itself: two tasks (or threads) sending at once wait their turn
+        # instead of interleaving commands on one session.
+        return Exclusive()
 
     # -- connection ------------------------------------------------------------------------
 
@@ -62,6 +69,10 @@ class Client(BaseClient):
 
         Returns the last EHLO (or HELO) reply.
         """
+        with self._busy:
+            return self._connect()
+
+    def _connect(self) -> Reply:
         if self.connected:
             raise RuntimeError("already connected")
         stream = open_stream(
@@ -176,6 +187,16 @@ class Client(BaseClient):
         prepared = self._prepare(
             message, sender, recipients, mail_options, rcpt_options, dsn, require_tls
         )
+        with self._busy:
+            return self._send(prepared, end_of_message, cancel, deadline)
+
+    def _send(
+        self,
+        prepared: PreparedMessage,
+        end_of_message: Callable[[], object] | None,
+        cancel: CancelHandle | None,
+        deadline: float | None,
+    ) -> SendResult:
         driver = self._require()
         if cancel is not None:
             cancel._attach(driver.stream)
@@ -228,19 +249,32 @@ class Client(BaseClient):
             if broken is not None:
                 outcomes.update((i, not_sent(broken)) for i, _ in run)
             else:
-                pipelined = self._pipelines()
-                broken = self._send_run(run, outcomes, window)
-                redo = self._pipelining_fallback(broken, pipelined, run, outcomes)
-                if redo is not None:
-                    try:
-                        self.close()
-                        self.connect()
-                    except (SMTPError, OSError) as exc:
-                        broken = exc
-                    else:
-                        broken = self._send_run(redo, outcomes, window)
+                # The connection is held for one run, not across the yields below: the
+                # consumer may use the client between runs, or stop iterating at any time.
+                with self._busy:
+                    broken = self._run_once(run, outcomes, window)
             for index, _ in run:
                 yield outcomes[index]
+
+    def _run_once(
+        self,
+        run: list[tuple[int, PreparedMessage | BaseException]],
+        outcomes: dict[int, Outcome],
+        window: int,
+    ) -> BaseException | None:
+        """One run, resent in lock-step on a new connection if pipelining broke it."""
+        self._require()
+        pipelined = self._pipelines()
+        broken = self._send_run(run, outcomes, window)
+        redo = self._pipelining_fallback(broken, pipelined, run, outcomes)
+        if redo is None:
+            return broken
+        try:
+            self.close()
+            self._connect()
+        except (SMTPError, OSError) as exc:
+            return exc
+        return self._send_run(redo, outcomes, window)
 
     def _send_run(
         self,
@@ -289,28 +323,31 @@ class Client(BaseClient):
 
     def noop(self) -> Reply:
         """NOOP: checks that the session is alive."""
-        driver = self._require()
-        return driver.run(procedures.noop(driver.conn))
+        with self._busy:
+            driver = self._require()
+            return driver.run(procedures.noop(driver.conn))
 
     def rset(self) -> Reply | None:
         """RSET: abandon the current transaction, if the session allows it."""
-        driver = self._require()
-        return driver.run(procedures.reset(driver.conn))
+        with self._busy:
+            driver = self._require()
+            return driver.run(procedures.reset(driver.conn))
 
     def quit(self) -> Reply | None:
         """Send QUIT (errors ignored) and close the connection."""
-        driver = self._driver
-        if driver is None:
-            return None
-        reply = None
-        try:
-            if self.connected:
-                reply = driver.run(procedures.quit(driver.conn))
-        except (SMTPError, OSError) as exc:
-            logger.debug("QUIT failed (ignored): %s", exc)
-        finally:
-            self.close()
-        return reply
+        with self._busy:
+            driver = self._driver
+            if driver is None:
+                return None
+            reply = None
+            try:
+                if self.connected:
+                    reply = driver.run(procedures.quit(driver.conn))
+            except (SMTPError, OSError) as exc:
+                logger.debug("QUIT failed (ignored): %s", exc)
+            finally:
+                self.close()
+            return reply
 
     def close(self) -> None:
         """Close the connection without QUIT."""
