@@ -15,6 +15,7 @@ import inspect
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -77,30 +78,47 @@ Lock = threading.Lock
 
 
 class AsyncExclusive:
-    """One operation at a time on a connection: other tasks wait for their turn.
+    """One operation at a time on a connection: other tasks wait for their turn, in order.
 
-    A task that comes back while it holds it (a hook that sends on the same
-    client) would wait for itself forever: that is a ``RuntimeError`` instead.
-    The :class:`asyncio.Lock` is made on first use, inside the running loop.
+    Free, it costs an attribute check (a send is not slowed by a lock it never waits
+    for); taken, a waiter gets the connection handed over when the holder leaves.  A task
+    that comes back while it holds it (a hook that sends on the same client) would wait for
+    itself forever: that is a ``RuntimeError`` instead.
     """
 
     def __init__(self) -> None:
-        self._lock: asyncio.Lock | None = None
-        self._owner: object = None
+        self._owner: asyncio.Task[Any] | None = None
+        self._waiters: deque[tuple[asyncio.Task[Any] | None, asyncio.Future[None]]] = deque()
 
     async def __aenter__(self) -> None:
         task = asyncio.current_task()
-        if self._owner is not None and self._owner is task:
+        if self._owner is None:
+            self._owner = task
+            return
+        if self._owner is task:
             raise RuntimeError(_BUSY)
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        await self._lock.acquire()
-        self._owner = task
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((task, waiter))
+        try:
+            await waiter  # _release hands the connection over before waking us
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # handed over just as we were cancelled: pass it on
+            else:
+                self._waiters.remove((task, waiter))
+            raise
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            task, waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._owner = task
+                waiter.set_result(None)
+                return
         self._owner = None
-        assert self._lock is not None
-        self._lock.release()
 
 
 class Exclusive:
