@@ -104,3 +104,31 @@ def test_the_consumer_of_send_many_iter_may_use_the_client_between_outcomes(
 
     asyncio.run(main())
     assert len(server.wait_for(7)) == 7  # the stopped run was sent whole before its first outcome
+
+
+def test_a_waiter_cancelled_as_it_is_handed_the_connection_passes_it_on() -> None:
+    """No socket: the hand-over itself, the one case a plain lock would get wrong."""
+    from postwire.client._concurrency import AsyncExclusive
+
+    async def main() -> list[int]:
+        exclusive = AsyncExclusive()
+        got: list[int] = []
+
+        async def user(n: int) -> None:
+            async with exclusive:
+                got.append(n)
+
+        await exclusive.__aenter__()
+        first = asyncio.create_task(user(1))
+        second = asyncio.create_task(user(2))
+        third = asyncio.create_task(user(3))
+        await asyncio.sleep(0)  # all three wait, in order
+        third.cancel()  # cancelled while waiting: leaves the queue
+        await exclusive.__aexit__(None, None, None)  # handed to the first...
+        first.cancel()  # ...which is cancelled before it runs: it must pass it on
+        await asyncio.gather(first, second, third, return_exceptions=True)
+        async with exclusive:  # and nothing is left taken
+            got.append(4)
+        return got
+
+    assert asyncio.run(main()) == [2, 4]
