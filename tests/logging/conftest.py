@@ -1,8 +1,9 @@
-"""Fixtures of the logging handler's tests: capture servers, handlers, loggers of their own.
+"""Fixtures of the logging handler's tests: handlers for capture servers, closed afterwards.
 
-Every handler made here is closed after its test (with a short bound), every server stopped,
-and each test logs through a logger of its own that does not propagate, so nothing reaches
-pytest's handlers or another test's.
+Capture servers come from ``start_capture`` (tests/conftest.py).  Every handler made here is
+closed after its test (with a short bound); each test logs through a logger of its own
+(``logging_support.logger_for``) that does not propagate, so nothing reaches pytest's
+handlers or another test's.
 """
 
 from __future__ import annotations
@@ -15,22 +16,6 @@ import pytest
 from logging_support import HOST, OPS, SENDER
 from postwire.capture import CaptureServer
 from postwire.logging import SMTPHandler
-
-
-@pytest.fixture
-def capture() -> Iterator[Callable[..., CaptureServer]]:
-    """Start capture servers on 127.0.0.1 (STARTTLS by default); all stop after the test."""
-    started: list[CaptureServer] = []
-
-    def start(**kwargs: Any) -> CaptureServer:
-        server = CaptureServer(HOST, 0, **kwargs)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        server.stop()
 
 
 @pytest.fixture

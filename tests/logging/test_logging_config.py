@@ -78,8 +78,8 @@ DICT_CONFIG = """
 """
 
 
-def test_dict_config_with_the_class_key_and_the_factory_key(capture: StartCapture) -> None:
-    server = capture()
+def test_dict_config_with_the_class_key_and_the_factory_key(start_capture: StartCapture) -> None:
+    server = start_capture()
     done = run_python(DICT_CONFIG, str(server.port), str(server.ca_file))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [
@@ -113,8 +113,8 @@ AT_EXIT = """
 """
 
 
-def test_records_still_queued_at_exit_are_sent(capture: StartCapture) -> None:
-    server = capture()
+def test_records_still_queued_at_exit_are_sent(start_capture: StartCapture) -> None:
+    server = start_capture()
     done = run_python(AT_EXIT, str(server.port), str(server.ca_file), "5")
     assert (done.returncode, done.stderr) == (0, "")
     (message,) = server.messages
@@ -122,8 +122,8 @@ def test_records_still_queued_at_exit_are_sent(capture: StartCapture) -> None:
     assert records_in(message) == ["r0", "r1", "r2"]
 
 
-def test_a_hung_server_holds_exit_for_flush_timeout_at_most(capture: StartCapture) -> None:
-    server = capture(faults=FaultScript(delay_data_reply=3600))
+def test_a_hung_server_holds_exit_for_flush_timeout_at_most(start_capture: StartCapture) -> None:
+    server = start_capture(faults=FaultScript(delay_data_reply=3600))
     # The client would wait ten minutes for the reply; the exit waits flush_timeout (1 s).
     done = run_python(AT_EXIT, str(server.port), str(server.ca_file), "600")
     assert done.returncode == 0
@@ -160,9 +160,9 @@ FORK = """
 
 
 def test_a_forked_child_sends_its_own_records_and_not_the_parents(
-    capture: StartCapture,
+    start_capture: StartCapture,
 ) -> None:
-    server = capture()
+    server = start_capture()
     done = run_python(FORK, str(server.port), str(server.ca_file))
     assert (done.returncode, done.stderr) == (0, "")
     records = sorted(tuple(records_in(m)) for m in server.messages)

@@ -45,9 +45,9 @@ def run_threads(count: int, work: Callable[[int], None]) -> None:
 
 
 def test_a_storm_from_many_threads_arrives_as_a_few_full_messages_with_every_record(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture()
+    server = start_capture()
     handler = handler_for(server, batch_delay=HOUR, batch_max_records=1000, rate_limit=None)
     logger = logger_for(handler)
     threads, each = 8, 1000
@@ -68,9 +68,9 @@ def test_a_storm_from_many_threads_arrives_as_a_few_full_messages_with_every_rec
 
 
 def test_a_full_queue_drops_the_newest_and_the_next_message_says_how_many(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture()
+    server = start_capture()
     handler = handler_for(server, batch_delay=HOUR, queue_max_records=100, rate_limit=None)
     logger = logger_for(handler)
 
@@ -90,9 +90,9 @@ def test_a_full_queue_drops_the_newest_and_the_next_message_says_how_many(
 
 
 def test_drop_oldest_keeps_the_latest_records(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture()
+    server = start_capture()
     handler = handler_for(
         server, batch_delay=HOUR, queue_max_records=100, drop="oldest", rate_limit=None
     )
@@ -106,9 +106,9 @@ def test_drop_oldest_keeps_the_latest_records(
 
 
 def test_long_records_are_cut_and_the_queue_is_bounded_in_characters(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture()
+    server = start_capture()
     handler = handler_for(
         server,
         batch_delay=HOUR,
@@ -138,12 +138,12 @@ def test_long_records_are_cut_and_the_queue_is_bounded_in_characters(
 
 
 def test_the_rate_limit_holds_as_the_server_sees_it(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
     arrivals: list[float] = []
     # Stamped when the server stores a message, before it answers: a message counts for the
     # rate limit only once its answer is in, so the server can never see more than allowed.
-    server = capture(on_message=lambda _: arrivals.append(time.monotonic()))
+    server = start_capture(on_message=lambda _: arrivals.append(time.monotonic()))
     handler = handler_for(
         server, batch_delay=HOUR, batch_max_records=10, rate_limit=2, rate_period=1.0
     )
@@ -174,7 +174,7 @@ def silent_listener() -> Iterator[socket.socket]:
 @pytest.mark.parametrize("hang", ["before the greeting", "after the final dot"])
 def test_logging_never_waits_for_a_hung_server_and_the_queue_stays_bounded(
     hang: str,
-    capture: StartCapture,
+    start_capture: StartCapture,
     handler_for: MakeHandler,
     silent_listener: socket.socket,
     capsys: pytest.CaptureFixture[str],
@@ -195,7 +195,7 @@ def test_logging_never_waits_for_a_hung_server_and_the_queue_stays_bounded(
         hung, _ = silent_listener.accept()  # the sending thread is now waiting for a greeting
         request.addfinalizer(hung.close)
     else:
-        server = capture(faults=FaultScript(delay_data_reply=HOUR))
+        server = start_capture(faults=FaultScript(delay_data_reply=HOUR))
         handler = handler_for(server, **settings)
         logger = logger_for(handler)
         logger.error("first")
@@ -238,9 +238,9 @@ def test_a_server_that_is_down_costs_a_report_and_the_records(
 
 
 def test_a_failure_streak_is_reported_once_and_its_records_are_retried(
-    capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
+    start_capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = capture(faults=FaultScript(greeting_421=True))
+    server = start_capture(faults=FaultScript(greeting_421=True))
     handler = handler_for(server, batch_delay=HOUR, retry_delay=HOUR)
     logger = logger_for(handler)
     logger.error("a")
@@ -265,10 +265,10 @@ def test_a_failure_streak_is_reported_once_and_its_records_are_retried(
 
 
 def test_a_refused_message_is_dropped_and_the_next_one_says_so(
-    capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
+    start_capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bounce = FaultScript(refuse_recipients=(RecipientRule("*@example.org", 550),))
-    server = capture(faults=bounce)
+    server = start_capture(faults=bounce)
     handler = handler_for(server, batch_delay=HOUR, retry_delay=0.0)
     logger = logger_for(handler)
     logger.error("refused 1")
@@ -290,9 +290,9 @@ def test_a_refused_message_is_dropped_and_the_next_one_says_so(
 
 
 def test_flush_sends_without_waiting_for_the_batch_delay(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture()
+    server = start_capture()
     handler = handler_for(server, batch_delay=HOUR)
     logger = logger_for(handler)
     assert handler.send_pending()  # nothing queued: nothing to wait for
@@ -306,9 +306,9 @@ def test_flush_sends_without_waiting_for_the_batch_delay(
 
 
 def test_close_sends_the_rest_past_the_rate_limit_once_and_then_takes_nothing(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture()
+    server = start_capture()
     handler = handler_for(
         server, batch_delay=HOUR, rate_limit=1, rate_period=HOUR, batch_max_records=3
     )
@@ -332,11 +332,11 @@ def test_close_sends_the_rest_past_the_rate_limit_once_and_then_takes_nothing(
 
 
 def test_records_logged_while_sending_are_not_mailed(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
     # The handler on postwire's transcript logger at DEBUG: every send logs its exchange
     # there.  Mailed, those records would make the next send, for ever.
-    server = capture()
+    server = start_capture()
     handler = handler_for(server, batch_delay=HOUR, rate_limit=None)
     transcript = logging.getLogger("postwire.transcript")
     level = transcript.level

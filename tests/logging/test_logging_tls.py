@@ -29,9 +29,9 @@ def only_line(err: str) -> str:
 
 
 def test_an_untrusted_certificate_is_refused_and_reported(
-    capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
+    start_capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = capture(tls="starttls")
+    server = start_capture(tls="starttls")
     # No CA given: the system's trust store does not know the capture server's private CA.
     handler = handler_for(mailhost=(HOST, server.port), batch_delay=HOUR)
     logger_for(handler).error("secret")
@@ -43,9 +43,9 @@ def test_an_untrusted_certificate_is_refused_and_reported(
 
 
 def test_with_its_ca_the_same_server_gets_the_records_over_tls(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture(tls="starttls", auth={USER: PASSWORD})
+    server = start_capture(tls="starttls", auth={USER: PASSWORD})
     handler = handler_for(server, credentials=(USER, PASSWORD), batch_delay=HOUR)
     logger_for(handler).error("hello")
     assert handler.send_pending()
@@ -56,10 +56,10 @@ def test_with_its_ca_the_same_server_gets_the_records_over_tls(
 
 
 def test_without_tls_offered_nothing_is_sent_by_default(
-    capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
+    start_capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The stdlib handler would send these records, and the password, in clear.
-    server = capture(tls="none", auth={USER: PASSWORD}, auth_require_tls=False)
+    server = start_capture(tls="none", auth={USER: PASSWORD}, auth_require_tls=False)
     handler = handler_for(server, credentials=(USER, PASSWORD), batch_delay=HOUR)
     logger_for(handler).error("secret")
     assert handler.send_pending() is False
@@ -68,9 +68,9 @@ def test_without_tls_offered_nothing_is_sent_by_default(
 
 
 def test_credentials_go_in_clear_only_when_asked_by_name(
-    capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
+    start_capture: StartCapture, handler_for: MakeHandler, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = capture(tls="none", auth={USER: PASSWORD}, auth_require_tls=False)
+    server = start_capture(tls="none", auth={USER: PASSWORD}, auth_require_tls=False)
     plain = handler_for(
         server, credentials=(USER, PASSWORD), batch_delay=HOUR, client_options={"tls": "none"}
     )
@@ -93,9 +93,9 @@ def test_credentials_go_in_clear_only_when_asked_by_name(
 
 
 def test_plain_smtp_without_credentials_when_asked(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture(tls="none")
+    server = start_capture(tls="none")
     handler = handler_for(server, batch_delay=HOUR, client_options={"tls": "none"})
     logger_for(handler).error("to a local relay")
     assert handler.send_pending()
@@ -103,9 +103,9 @@ def test_plain_smtp_without_credentials_when_asked(
 
 
 def test_a_url_names_the_server_the_tls_mode_and_the_sender(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture(tls="implicit", auth={USER: PASSWORD})
+    server = start_capture(tls="implicit", auth={USER: PASSWORD})
     url = (
         f"smtps://{USER}:{PASSWORD}@{HOST}:{server.port}"
         f"?cafile={server.ca_file}&from=alerts%40example.org"
@@ -120,12 +120,12 @@ def test_a_url_names_the_server_the_tls_mode_and_the_sender(
 
 
 def test_a_config_file_account(
-    capture: StartCapture,
+    start_capture: StartCapture,
     handler_for: MakeHandler,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server = capture(tls="starttls", auth={USER: PASSWORD})
+    server = start_capture(tls="starttls", auth={USER: PASSWORD})
     config = tmp_path / "config.toml"
     config.write_text(
         "[accounts.alerts]\n"
@@ -150,9 +150,9 @@ def test_a_config_file_account(
 
 
 def test_client_options_reach_the_client_a_pinned_certificate(
-    capture: StartCapture, handler_for: MakeHandler
+    start_capture: StartCapture, handler_for: MakeHandler
 ) -> None:
-    server = capture(tls="starttls")
+    server = start_capture(tls="starttls")
     handler = handler_for(
         mailhost=(HOST, server.port),
         client_options={"tls_fingerprint": server.certificate_fingerprint},
@@ -164,7 +164,7 @@ def test_client_options_reach_the_client_a_pinned_certificate(
 
 
 def test_secure_presents_a_client_certificate(
-    capture: StartCapture, handler_for: MakeHandler, tmp_path: Path
+    start_capture: StartCapture, handler_for: MakeHandler, tmp_path: Path
 ) -> None:
     # The capture server does not ask for one; the point here is that the files named by
     # ``secure`` are loaded and the verified connection still works with them.
@@ -172,7 +172,7 @@ def test_secure_presents_a_client_certificate(
     key_file, cert_file = tmp_path / "client.key", tmp_path / "client.pem"
     cert.private_key_pem.write_to_path(str(key_file))
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    server = capture(tls="starttls")
+    server = start_capture(tls="starttls")
     handler = handler_for(server, secure=(str(key_file), str(cert_file)), batch_delay=HOUR)
     logger_for(handler).error("with a client certificate")
     assert handler.send_pending()
