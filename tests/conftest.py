@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import settings
@@ -19,6 +20,9 @@ from servers.lmtp import LmtpServer
 from servers.opendkim import DkimVerifier
 from servers.postfix import PostfixServer
 from servers.proxies import HttpProxy, SocksProxy
+
+if TYPE_CHECKING:
+    from postwire.capture import CaptureServer
 
 # pytester runs pytest inside a test: tests/capture/test_pytest_plugin.py tests the plugin so.
 pytest_plugins = ["pytester"]
@@ -91,3 +95,27 @@ def socks_proxy() -> Iterator[SocksProxy]:
 def http_proxy() -> Iterator[HttpProxy]:
     with HttpProxy() as proxy:
         yield proxy
+
+
+# -- capture servers (as many as a test wants) -----------------------------------------------
+
+
+@pytest.fixture
+def start_capture() -> Iterator[Callable[..., CaptureServer]]:
+    """Start capture servers on 127.0.0.1 (any number); all are stopped after the test.
+
+    ``start_capture(**kwargs)``: the keyword arguments of :class:`CaptureServer`.
+    """
+    from postwire.capture import CaptureServer
+
+    servers: list[CaptureServer] = []
+
+    def start(**kwargs: Any) -> CaptureServer:
+        server = CaptureServer("127.0.0.1", 0, **kwargs)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

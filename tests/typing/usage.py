@@ -7,6 +7,7 @@ check in ``./run tests`` fails here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from email.message import EmailMessage
 
@@ -26,6 +27,7 @@ from postwire import (
     Timeouts,
 )
 from postwire.head import compose_message, extract_field, standard_message_header
+from postwire.logging import SMTPHandler
 from postwire.smtp import ports_to_ssl_ports, smtp_send_message, smtp_sending_end_of_message
 
 
@@ -108,6 +110,25 @@ def signing_and_delivery_options(msg: EmailMessage) -> None:
             known: tuple[str, ...] = exc.delivered + exc.unknown
             print(known, dict(exc.refused))
     Pool("mail.example.org", proxy="socks5://127.0.0.1:1080", dkim=signer)
+
+
+def logging_usage(password: str) -> None:
+    handler = SMTPHandler(("smtp.example.org", 587), "app@example.org", ["ops@example.org"],
+                          "app errors", credentials=("app", password), secure=())  # fmt: skip
+    handler.setLevel(logging.ERROR)
+    logging.getLogger().addHandler(handler)
+    by_url = SMTPHandler(url="smtps://app:pw@smtp.example.org", toaddrs="ops@example.org",
+                         batch_delay=10.0, rate_limit=None, drop="oldest",
+                         client_options={"cafile": "/etc/ssl/ca.pem"})  # fmt: skip
+    went: bool = by_url.send_pending(timeout=2.0)
+    counts: tuple[int, int, int, int] = (
+        by_url.messages_sent,
+        by_url.records_sent,
+        by_url.records_dropped,
+        by_url.send_failures,
+    )
+    print(went, counts, by_url.records_queued)
+    by_url.close()
 
 
 if __name__ == "__main__":  # pragma: no cover
