@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
 
+from postwire.capture import CaptureServer
 from servers.lmtp import LmtpServer
 from servers.opendkim import DkimVerifier
 from servers.postfix import PostfixServer
@@ -91,3 +93,22 @@ def socks_proxy() -> Iterator[SocksProxy]:
 def http_proxy() -> Iterator[HttpProxy]:
     with HttpProxy() as proxy:
         yield proxy
+
+
+# -- capture servers (postwire's own, per test) ------------------------------------------------
+
+
+@pytest.fixture
+def start_capture() -> Iterator[Callable[..., CaptureServer]]:
+    """Start capture servers on 127.0.0.1 (any number); all are stopped after the test."""
+    servers: list[CaptureServer] = []
+
+    def start(**kwargs: Any) -> CaptureServer:
+        server = CaptureServer("127.0.0.1", 0, **kwargs)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -8,7 +8,7 @@ import smtplib
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,19 +38,9 @@ StartServer = Callable[..., CaptureServer]
 
 
 @pytest.fixture
-def start_server() -> Iterator[StartServer]:
-    """Start capture servers on 127.0.0.1 (any number); all are stopped after the test."""
-    servers: list[CaptureServer] = []
-
-    def start(**kwargs: Any) -> CaptureServer:
-        server = CaptureServer(HOST, 0, **kwargs)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def start_server(start_capture: StartServer) -> StartServer:
+    """``start_capture`` (tests/conftest.py) under this file's name for it."""
+    return start_capture
 
 
 def plain_client(server: CaptureServer) -> smtplib.SMTP:

@@ -166,22 +166,6 @@ class WireTap:
 
 
 @pytest.fixture
-def start_capture() -> Iterator[StartCapture]:
-    """Start capture servers on 127.0.0.1 (any number); all are stopped after the test."""
-    servers: list[CaptureServer] = []
-
-    def start(**kwargs: Any) -> CaptureServer:
-        server = CaptureServer(HOST, 0, **kwargs)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
 def tap_to() -> Iterator[Callable[[int], WireTap]]:
     """Start :class:`WireTap` relays towards a port; all are closed after the test."""
     taps: list[WireTap] = []

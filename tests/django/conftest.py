@@ -12,9 +12,6 @@ over SMTP, to the capture server or the test Postfix on 127.0.0.1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import django
 import pytest
 from django.conf import settings
@@ -27,21 +24,6 @@ if not settings.configured:
 
     settings.configure(**{name: getattr(site, name) for name in dir(site) if name.isupper()})
     django.setup()
-
-@pytest.fixture
-def start_capture() -> Iterator[StartCapture]:
-    """Start capture servers on 127.0.0.1 (any number); all are stopped after the test."""
-    servers: list[CaptureServer] = []
-
-    def start(**kwargs: Any) -> CaptureServer:
-        server = CaptureServer("127.0.0.1", 0, **kwargs)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture
