@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
 import smtplib
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,7 +204,21 @@ def test_email_timeout_none_is_postwires_default_not_forever() -> None:
 # -- what Django's message layer reads: EMAIL_USE_LOCALTIME, DEFAULT_CHARSET ----------------
 
 
-def test_email_use_localtime_and_default_charset(start_capture: StartCapture) -> None:
+@pytest.fixture
+def process_time_zone() -> Iterator[None]:
+    """The process's TZ as it was: Django sets it when TIME_ZONE changes, and on restore."""
+    saved = os.environ.get("TZ")
+    yield
+    if saved is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = saved
+    time.tzset()
+
+
+def test_email_use_localtime_and_default_charset(
+    start_capture: StartCapture, process_time_zone: None
+) -> None:
     server = start_capture(tls="none")
     with override_settings(
         EMAIL_HOST="127.0.0.1",
