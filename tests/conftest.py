@@ -11,18 +11,16 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from hypothesis import settings
 
+from postwire.capture import CaptureServer
 from servers.lmtp import LmtpServer
 from servers.opendkim import DkimVerifier
 from servers.postfix import PostfixServer
 from servers.proxies import HttpProxy, SocksProxy
-
-if TYPE_CHECKING:
-    from postwire.capture import CaptureServer
 
 # pytester runs pytest inside a test: tests/capture/test_pytest_plugin.py tests the plugin so.
 pytest_plugins = ["pytester"]
@@ -97,17 +95,12 @@ def http_proxy() -> Iterator[HttpProxy]:
         yield proxy
 
 
-# -- capture servers (as many as a test wants) -----------------------------------------------
+# -- capture servers (postwire's own, per test) ------------------------------------------------
 
 
 @pytest.fixture
 def start_capture() -> Iterator[Callable[..., CaptureServer]]:
-    """Start capture servers on 127.0.0.1 (any number); all are stopped after the test.
-
-    ``start_capture(**kwargs)``: the keyword arguments of :class:`CaptureServer`.
-    """
-    from postwire.capture import CaptureServer
-
+    """Start capture servers on 127.0.0.1 (any number); all are stopped after the test."""
     servers: list[CaptureServer] = []
 
     def start(**kwargs: Any) -> CaptureServer:

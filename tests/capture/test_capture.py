@@ -39,7 +39,7 @@ StartServer = Callable[..., CaptureServer]
 
 @pytest.fixture
 def start_server(start_capture: StartServer) -> StartServer:
-    """Start capture servers on 127.0.0.1 (any number); all are stopped after the test."""
+    """``start_capture`` (tests/conftest.py) under this file's name for it."""
     return start_capture
 
 

@@ -20,11 +20,14 @@ from typing import Any
 import pytest
 
 from postwire.capture import CapturedMessage, CaptureServer
-from postwire.client import Client
+from postwire.capture.faults import FaultScript
+from postwire.client import Client, Pool
 from postwire.errors import (
     AuthenticationError,
     CertificateError,
     PlaintextAuthRefused,
+    PossiblyDelivered,
+    ServerDisconnected,
     Timeout,
     TLSError,
     TLSRequired,
@@ -541,6 +544,31 @@ def test_several_messages_over_one_connection(start_capture: StartCapture) -> No
     assert [m.rcpt_tos for m in messages] == [[f"r{i}@example.org"] for i in range(3)]
     # All three came from the same client port: one connection.
     assert len({m.peer for m in messages}) == 1
+
+
+def test_send_many_in_lock_step_keeps_a_possible_delivery(start_capture: StartCapture) -> None:
+    """The capture server offers no PIPELINING, so ``send_many`` goes one message at a time.
+
+    When the reply to a message's final "." never comes, that message may have been delivered:
+    its outcome is PossiblyDelivered (not "not sent"), only the messages after it are "not
+    sent", and a pool sends those again but never the possibly delivered one.
+    """
+    server = start_capture(tls="none", faults=FaultScript(delay_data_reply=1.5))
+    items = [(f"Subject: {s}\r\n\r\n{s}\r\n".encode(), SENDER, [RCPT]) for s in "ab"]
+    with Client(HOST, server.port, tls="none", timeout=0.3) as client:
+        assert not client.extensions.pipelining
+        first, second = client.send_many(items)
+    assert isinstance(first, PossiblyDelivered)
+    assert isinstance(second, ServerDisconnected) and not isinstance(second, PossiblyDelivered)
+    assert str(second).startswith("not sent")
+    assert [m.subject for m in server.wait_for(1, WAIT)] == ["a"]
+    server.clear()
+    with Pool(HOST, server.port, tls="none", timeout=0.3, max_connections=1) as pool:
+        first, second = pool.send_many(items)
+    # "b" went again on a new connection (and timed out there too); "a" went once only.
+    assert isinstance(first, PossiblyDelivered) and isinstance(second, PossiblyDelivered)
+    assert sorted(m.subject or "" for m in server.wait_for(2, WAIT)) == ["a", "b"]
+    assert len(server.messages) == 2
 
 
 def test_smtputf8_addresses_in_an_email_message(start_capture: StartCapture) -> None:

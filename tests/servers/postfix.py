@@ -16,6 +16,12 @@ What the instance does with mail:
   sender a delivery status notification (RFC 3464) into the inbox when it is a test.example
   address, as asked with DSN (RFC 3461);
 - any other domain: ``554`` at RCPT (no relaying, not even for authenticated clients).
+
+The ports: plain SMTP (STARTTLS and AUTH offered), submission (STARTTLS required), implicit
+TLS, DKIM (through the OpenDKIM milter), and :attr:`PostfixServer.recording_port`, which asks
+for a client certificate, offers XOAUTH2 and OAUTHBEARER besides the password mechanisms
+(tokens from :attr:`PostfixServer.oauth`), and writes into each message's ``Received`` field
+what it saw: the TLS version, the client certificate's CN and issuer, and the SASL user.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from pathlib import Path
 from types import TracebackType
 
 import trustme
+
+from servers.oauth import TokenIntrospection
 
 __all__ = ["DEFAULT_USERS", "PostfixServer", "strip_trace"]
 
@@ -195,11 +203,14 @@ smtpd_tls_auth_only = no
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = {dovecot}/auth-postfix
+# Dovecot also offers XOAUTH2 and OAUTHBEARER; only the recording port announces them.
+smtpd_sasl_mechanism_filter = plain, login, cram-md5
 """
 
 
-def _master_cf(ports: tuple[int, int, int, int], milter: int, base: Path) -> str:
-    smtp, submission, smtps, dkim = ports
+def _master_cf(ports: tuple[int, int, int, int, int], milter: int, base: Path) -> str:
+    smtp, submission, smtps, dkim, recording = ports
+    tls = base / "tls"
     # Every service runs without chroot (column 5 = n): the queue lives outside /var/spool.
     services = """\
 pickup    unix  n       -       n       60      1       pickup
@@ -249,6 +260,15 @@ postlog   unix-dgram n  -       n       -       1       postlogd
   -o smtpd_milters=inet:127.0.0.1:{milter}
   -o milter_default_action=tempfail
   -o milter_connect_timeout=5s
+# Recording: asks for a client certificate (verified against the test CA) and writes the TLS
+# details, the certificate's CN and issuer and the SASL user into the Received field; also
+# announces XOAUTH2 and OAUTHBEARER (Dovecot asks the token introspection endpoint).
+127.0.0.1:{recording} inet n - n - - smtpd
+  -o smtpd_tls_ask_ccert=yes
+  -o smtpd_tls_CAfile={tls}/ca.pem
+  -o smtpd_tls_received_header=yes
+  -o smtpd_sasl_authenticated_header=yes
+  -o smtpd_sasl_mechanism_filter=plain,login,cram-md5,xoauth2,oauthbearer
 {services}{nouser}"""
 
 
@@ -263,13 +283,20 @@ instance_name = postwire-test-{os.getpid()}
 log_path = {dovecot}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login cram-md5
+auth_mechanisms = plain login cram-md5 xoauth2 oauthbearer
 # Dovecot 2.3 still answers a failed AUTH on its next 0.5 s timer tick, not at once.
 auth_failure_delay = 0
 passdb {{
   driver = passwd-file
+  # A bearer token is never checked as a password.
+  mechanisms = plain login cram-md5
   # CRAM-MD5 needs the password itself, hence PLAIN.
   args = scheme=PLAIN {dovecot}/users
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {dovecot}/oauth2.conf.ext
 }}
 userdb {{
   driver = static
@@ -286,6 +313,18 @@ service anvil {{
     mode = 0
   }}
 }}
+"""
+
+
+def _oauth2_conf(introspection_url: str) -> str:
+    # RFC 7662 introspection by POST; the answer must say active and name the SASL user.
+    return f"""\
+introspection_mode = post
+introspection_url = {introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -324,9 +363,17 @@ class PostfixServer:
         #: A port whose messages the DKIM milter on ``milter_port`` checks (see opendkim.py).
         self.dkim_port = 0
         self.milter_port = 0
+        #: STARTTLS offered, a client certificate asked for, XOAUTH2/OAUTHBEARER offered; the
+        #: Received field records TLS, the certificate and the SASL user (module docstring).
+        self.recording_port = 0
+        #: The token introspection endpoint behind XOAUTH2 and OAUTHBEARER (``oauth.issue(user)``).
+        self.oauth = TokenIntrospection()
         self.mail_config: Path = base / "etc"
         self.inbox: Path = base / "mail" / "inbox"
         self.ca_file: Path = base / "tls" / "ca.pem"
+        #: A client certificate (CN ``postwire-client.test``) signed by the test CA, and its key.
+        self.client_cert_file: Path = base / "tls" / "client.pem"
+        self.client_key_file: Path = base / "tls" / "client.key"
         self.maillog: Path = base / "maillog"
         self.dovecot_log: Path = base / "dovecot" / "dovecot.log"
         self._postfix: subprocess.Popen[bytes] | None = None
@@ -360,6 +407,7 @@ class PostfixServer:
         deadline = time.monotonic() + self.start_timeout
         atexit.register(self.stop)
         try:
+            self.oauth.start()
             self._prepare()
             self._start_dovecot(deadline)
             # A port picked as free may be taken by someone else before master binds it.
@@ -384,6 +432,7 @@ class PostfixServer:
         if self._dovecot is not None:
             _terminate(self._dovecot, pgid=self._dovecot.pid)
             self._dovecot = None
+        self.oauth.stop()
 
     # -- mailbox ----------------------------------------------------------------------------
 
@@ -419,15 +468,20 @@ class PostfixServer:
     # -- internals --------------------------------------------------------------------------
 
     def _pick_ports(self) -> None:
-        ports = _free_ports(5)
+        ports = _free_ports(6)
         self.smtp_port, self.submission_port, self.smtps_port, self.dkim_port = ports[:4]
-        self.milter_port = ports[4]
-        master_cf = _master_cf(
-            (self.smtp_port, self.submission_port, self.smtps_port, self.dkim_port),
-            self.milter_port,
-            self.base,
-        )
+        self.recording_port, self.milter_port = ports[4:]
+        master_cf = _master_cf(self._smtp_ports(), self.milter_port, self.base)
         (self.mail_config / "master.cf").write_text(master_cf, encoding="utf-8")
+
+    def _smtp_ports(self) -> tuple[int, int, int, int, int]:
+        return (
+            self.smtp_port,
+            self.submission_port,
+            self.smtps_port,
+            self.dkim_port,
+            self.recording_port,
+        )
 
     def _prepare(self) -> None:
         """Create the directory tree, certificates, accounts and configuration files."""
@@ -452,10 +506,17 @@ class PostfixServer:
         key_file.chmod(0o600)
         chain = b"".join(blob.bytes() for blob in cert.cert_chain_pems)
         (base / "tls" / "server.pem").write_bytes(chain)
+        client = ca.issue_cert("postwire-client.test", common_name="postwire-client.test")
+        client.private_key_pem.write_to_path(str(self.client_key_file))
+        self.client_key_file.chmod(0o600)
+        client.cert_chain_pems[0].write_to_path(str(self.client_cert_file))
 
         users = "".join(f"{name}:{{PLAIN}}{pw}::::::\n" for name, pw in self.users.items())
         (base / "dovecot" / "users").write_text(users, encoding="utf-8")
         (base / "dovecot" / "dovecot.conf").write_text(_dovecot_conf(base), encoding="utf-8")
+        (base / "dovecot" / "oauth2.conf.ext").write_text(
+            _oauth2_conf(self.oauth.url), encoding="utf-8"
+        )
         # The bounce.test transport: delivery fails for good (sysexits EX_NOUSER).
         (base / "nouser.sh").write_text("#!/bin/sh\nexit 67\n", encoding="utf-8")
         (base / "nouser.sh").chmod(0o755)
@@ -515,7 +576,7 @@ class PostfixServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        for port in (self.smtp_port, self.submission_port, self.smtps_port, self.dkim_port):
+        for port in self._smtp_ports():
             while not _accepts(self.host, port):
                 if self._postfix.poll() is not None or time.monotonic() >= deadline:
                     raise RuntimeError(

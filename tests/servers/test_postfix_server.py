@@ -185,6 +185,50 @@ def test_submission_port_requires_starttls(postfix: PostfixServer) -> None:
         assert smtp.login(ALICE, postfix.users[ALICE])[0] == 235
 
 
+def _xoauth2(user: str, token: str) -> str:
+    raw = f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+    return "XOAUTH2 " + base64.b64encode(raw).decode("ascii")
+
+
+def test_recording_port_writes_down_the_client_certificate(postfix_inbox: PostfixServer) -> None:
+    context = tls_context(postfix_inbox)
+    context.load_cert_chain(postfix_inbox.client_cert_file, postfix_inbox.client_key_file)
+    with smtplib.SMTP(postfix_inbox.host, postfix_inbox.recording_port, timeout=TIMEOUT) as smtp:
+        smtp.starttls(context=context)
+        smtp.login(ALICE, postfix_inbox.users[ALICE])
+        smtp.sendmail(SENDER, [BOB], b"Subject: cert\r\n\r\nx\r\n")
+    with smtplib.SMTP(postfix_inbox.host, postfix_inbox.recording_port, timeout=TIMEOUT) as smtp:
+        smtp.starttls(context=tls_context(postfix_inbox))
+        smtp.sendmail(SENDER, [BOB], b"Subject: no cert\r\n\r\nx\r\n")
+    with_cert, without = (
+        " ".join(raw.decode().split("\n\n")[0].split())
+        for raw in postfix_inbox.wait_for_messages(2)
+    )
+    assert '(Client CN "postwire-client.test", Issuer ' in with_cert
+    assert "(verified OK)" in with_cert and "(using TLSv1." in with_cert
+    assert "(Authenticated sender: alice@test.example)" in with_cert
+    assert "Client CN" not in without and "Authenticated sender" not in without
+
+
+def test_recording_port_takes_bearer_tokens_the_endpoint_vouches_for(
+    postfix: PostfixServer,
+) -> None:
+    token = postfix.oauth.issue(ALICE)
+    with smtplib.SMTP(postfix.host, postfix.recording_port, timeout=TIMEOUT) as smtp:
+        smtp.starttls(context=tls_context(postfix))
+        smtp.ehlo("client.example")
+        assert {"XOAUTH2", "OAUTHBEARER"} <= set(smtp.esmtp_features["auth"].split())
+        # An unknown token: Dovecot's JSON error challenge (RFC 7628 §3.2.2), then 535.
+        assert smtp.docmd("AUTH", _xoauth2(ALICE, "not-a-token"))[0] == 334
+        assert smtp.docmd("")[0] == 535
+        postfix.oauth.revoke(token)
+        assert smtp.docmd("AUTH", _xoauth2(ALICE, token))[0] == 334
+        assert smtp.docmd("")[0] == 535
+        fresh = postfix.oauth.issue(ALICE)
+        assert smtp.docmd("AUTH", _xoauth2(ALICE, fresh))[0] == 235
+    assert postfix.oauth.asked[-3:] == ["not-a-token", token, fresh]
+
+
 def test_postfix_sendmail_binary_submits_into_the_instance(postfix_inbox: PostfixServer) -> None:
     message = b"Subject: via sendmail\n\nhello from /usr/sbin/sendmail\n"
     env = {**os.environ, "MAIL_CONFIG": str(postfix_inbox.mail_config)}

@@ -133,3 +133,17 @@ def logging_usage(password: str) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     asyncio.run(async_usage(EmailMessage()))
+
+
+def django_backend_usage() -> int:
+    from postwire.django import EmailBackend
+
+    backend = EmailBackend(
+        host="mail.example.org", port=587, use_tls=True, fail_silently=False, cafile="ca.pem"
+    )
+    opened: bool | None = backend.open()
+    try:
+        sent: int = backend.send_messages([])
+    finally:
+        backend.close()
+    return sent + int(bool(opened))

@@ -294,11 +294,16 @@ class Client(BaseClient):
                 )  # fmt: skip
             else:
                 for index, item in run:
-                    outcomes[index] = (
-                        item
-                        if isinstance(item, BaseException)
-                        else self._send_one(driver, item)
-                    )
+                    if isinstance(item, BaseException):
+                        outcomes[index] = item
+                        continue
+                    try:
+                        outcomes[index] = self._send_one(driver, item)
+                    except (SMTPError, OSError) as exc:
+                        # The message whose own transaction broke the connection keeps its
+                        # error (PossiblyDelivered after the final "."); the rest were not sent.
+                        outcomes[index] = exc
+                        raise
         except (SMTPError, OSError) as exc:
             for index, _ in run:
                 outcomes.setdefault(index, not_sent(exc))

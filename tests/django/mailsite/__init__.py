@@ -1,0 +1,1 @@
+"""The small Django project the backend is tested in (configured by ../conftest.py)."""
