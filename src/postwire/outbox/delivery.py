@@ -1,0 +1,256 @@
+"""One connection of a worker: claim entries, send them pipelined, write what happened.
+
+A :class:`Delivery` thread holds one connection slot of its relay.  It claims a batch of
+ready entries, connects if it has no connection, sends the batch with
+``Client.send_many`` (pipelined, RFC 2920), and hands each outcome to the policy
+(:func:`~.policy.decide`), whose decisions the committer writes, fenced by the leases.
+
+Right before each final "." (``send_many``'s ``end_of_message`` hook, which runs exactly
+there) it marks the entry "about to be sent" and waits for that mark to be committed: from
+then on a crash leaves the entry *uncertain* rather than queued (design: the commit point).
+When the mark cannot be written (the lease or the slot is gone, the database is down), the
+hook raises :class:`~postwire.errors.CancelledSend`: the client closes the connection
+without the ".", so the relay discards the transaction, and the entry is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .._core.errors import (
+    CancelledSend,
+    PossiblyDelivered,
+    ServerDisconnected,
+    SMTPError,
+    StorageError,
+)
+from ..client import Client
+from .policy import OpenRecipient, choose_recipients, decide
+from .routes import Relay
+from .storage import Claimed, FinishItem, MarkItem
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+__all__ = ["Delivery", "withdrawn"]
+
+log = logging.getLogger("postwire.outbox")
+
+
+class _Stop(Exception):
+    """This connection is done (it failed, or its relay is dead): give the slot back."""
+
+
+def withdrawn(outcome: object) -> bool:
+    """Whether the worker itself stopped this message before its "." (nothing delivered)."""
+    if isinstance(outcome, CancelledSend):
+        return True
+    return (
+        isinstance(outcome, ServerDisconnected)
+        and not isinstance(outcome, PossiblyDelivered)
+        and isinstance(outcome.__cause__, CancelledSend)
+    )
+
+
+class Delivery(threading.Thread):
+    """A connection to ``relay``, working off entries of ``route`` (None: any route)."""
+
+    def __init__(self, worker: Worker, relay: Relay, route: str | None, holder: str) -> None:
+        super().__init__(name=f"outbox-{holder}", daemon=True)
+        self.worker = worker
+        self.relay = relay
+        self.route = route
+        self.holder = holder
+        #: Set by the lease keeper when this connection's slot is gone.
+        self.slot_lost = threading.Event()
+        self._client: Client | None = None
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except _Stop:
+            pass
+        except Exception:
+            log.exception("outbox: connection to %s failed unexpectedly", self.relay.name)
+        finally:
+            self._close()
+            try:
+                self.worker.committer.call(
+                    lambda s: s.release_slot(self.relay.name, self.holder)
+                )
+            except StorageError:
+                pass  # its lease runs out by itself
+            self.worker.delivery_done(self)
+
+    def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if client.connected and not self.slot_lost.is_set():
+            client.quit()
+        else:
+            client.close()
+
+    def _work(self) -> None:
+        worker = self.worker
+        while not worker.stopping and not self.slot_lost.is_set():
+            if not worker.keeper.lease_ok():
+                return
+            try:
+                claims = worker.committer.call(
+                    lambda s: s.claim(self.route, worker.owner, worker.lease, worker.batch)
+                )
+            except StorageError as exc:
+                log.warning("outbox: claim failed: %s", exc)
+                return
+            if not claims:
+                # Keep a live connection a little while: the next put is then fast.
+                connected = self._client is not None and self._client.connected
+                linger = 0.0 if worker.until_empty else worker.keepalive
+                if connected and linger and worker.wait_for_work(linger):
+                    continue
+                return
+            self._send(claims)
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    def _connect(self, claims: Sequence[Claimed], started: float) -> Client:
+        client = self._client
+        if client is not None and client.connected:
+            return client
+        self._client = None
+        worker = self.worker
+        client = Client(**self.relay.options)
+        try:
+            client.connect()
+        except (SMTPError, OSError) as exc:
+            phase = exc.step if isinstance(exc, SMTPError) and exc.step else "connect"
+            worker.hit("connect_failed")
+            self._finish(claims, [exc] * len(claims), started, phase, [[] for _ in claims])
+            worker.feedback(self.relay, ok=False)
+            raise _Stop from exc
+        self._client = client
+        return client
+
+    def _send(self, claims: Sequence[Claimed]) -> None:
+        worker = self.worker
+        started = worker.committer.now()
+        worker.hit("claimed")
+        client = self._connect(claims, started)
+        cap = worker.recipient_cap(self.relay)
+        plan = [(c, choose_recipients(c.open, started, cap)) for c in claims]
+        idle = [c for c, chosen in plan if not chosen]
+        if idle:  # nothing due in them after all: give them back untouched
+            worker.committer.finish(
+                [FinishItem(c.id, c.token, None, worker.owner, self.relay.name, started,
+                            "claim", "no recipient due") for c in idle]
+            )  # fmt: skip
+            plan = [(c, chosen) for c, chosen in plan if chosen]
+        items = [(c.content, c.sender, [r.address for r in chosen]) for c, chosen in plan]
+
+        def end_of_message(index: int) -> None:
+            self._mark(*plan[index])
+
+        outcomes = client.send_many(items, end_of_message=end_of_message)
+        worker.hit("replied")
+        sent_recipients = [list(chosen) for _, chosen in plan]
+        self._finish([c for c, _ in plan], outcomes, started, "", sent_recipients)
+        broke = not client.connected
+        if broke:
+            self._client = None
+            if not any(withdrawn(o) for o in outcomes):
+                worker.feedback(self.relay, ok=False)
+                raise _Stop
+            raise _Stop  # the lease or the slot is gone: stop here
+        if any(not isinstance(o, BaseException) for o in outcomes):
+            worker.feedback(self.relay, ok=True)
+
+    def _mark(self, claim: Claimed, chosen: Sequence[OpenRecipient]) -> None:
+        """The commit point: record "about to send the final '.'" before it goes out."""
+        worker = self.worker
+        worker.hit("before_mark")
+        item = MarkItem(
+            claim.id, claim.token, tuple(r.position for r in chosen), self.relay.name, self.holder
+        )
+        while True:
+            if self.slot_lost.is_set() or not worker.keeper.lease_ok():
+                raise CancelledSend(
+                    f"outbox entry {claim.id}: the worker's lease is not known to be live; "
+                    "the final '.' was not sent",
+                    step="DATA",
+                )
+            try:
+                result = worker.committer.call(lambda s: s.mark([item], worker.owner)[0])
+            except StorageError as exc:
+                raise CancelledSend(
+                    f"outbox entry {claim.id}: cannot record the commit point ({exc}); "
+                    "the final '.' was not sent",
+                    step="DATA",
+                ) from exc
+            if result.ok:
+                break
+            if result.lost or worker.stopping:
+                raise CancelledSend(
+                    f"outbox entry {claim.id}: lease lost; the final '.' was not sent",
+                    step="DATA",
+                )
+            time.sleep(min(result.wait, 1.0))  # the relay's rate: wait for room
+        worker.hit("after_mark")
+
+    def _finish(
+        self,
+        claims: Sequence[Claimed],
+        outcomes: Sequence[object],
+        started: float,
+        phase: str,
+        sent: Sequence[Sequence[OpenRecipient]],
+    ) -> None:
+        worker = self.worker
+        now = worker.committer.now()
+        items: list[FinishItem] = []
+        for claim, outcome, recipients in zip(claims, outcomes, sent, strict=True):
+            step = phase or _phase(outcome)
+            if withdrawn(outcome):
+                items.append(
+                    FinishItem(claim.id, claim.token, None, worker.owner, self.relay.name,
+                               started, step, str(outcome))
+                )  # fmt: skip
+                continue
+            chosen = list(recipients) or choose_recipients(
+                claim.open, now, worker.recipient_cap(self.relay)
+            )
+            decision = decide(
+                worker.policy,
+                open_recipients=claim.open,
+                sent=chosen,
+                closed=claim.closed,
+                outcome=outcome,
+                lifetime_from=claim.lifetime_from,
+                now=now,
+            )
+            worker.observe(decision)
+            if decision.learned_limit is not None:
+                worker.learn_limit(self.relay, decision.learned_limit)
+            items.append(
+                FinishItem(claim.id, claim.token, decision, worker.owner, self.relay.name,
+                           started, step)
+            )  # fmt: skip
+        worker.hit("before_finish")
+        worker.committer.finish(items)
+
+
+def _phase(outcome: object) -> str:
+    if isinstance(outcome, PossiblyDelivered):
+        return "end of data"
+    if isinstance(outcome, SMTPError):
+        return outcome.step or "send"
+    if isinstance(outcome, BaseException):
+        return "send"
+    return "end of data"
+
