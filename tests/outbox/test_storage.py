@@ -281,7 +281,7 @@ def test_operator_actions(outbox_url: str) -> None:
         try:
             slot(storage)
             (claimed,) = storage.claim(None, OWNER, 30, 10)
-            with pytest.raises(errors.StateConflict, match="being|delivering"):
+            with pytest.raises(errors.StateConflict, match=r"being|delivering"):
                 outbox.cancel(entry_id)
             bounced = decide(
                 RetryPolicy(),
@@ -307,7 +307,7 @@ def test_operator_actions(outbox_url: str) -> None:
         assert outbox.cancel(entry_id).state is State.CANCELLED
         with pytest.raises(errors.EntryNotFound):
             outbox.get(10**9)
-        with pytest.raises(errors.StateConflict):
+        with pytest.raises(errors.StateConflict, match="release applies to held, uncertain"):
             outbox.release(entry_id)
 
 

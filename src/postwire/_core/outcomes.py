@@ -42,6 +42,7 @@ __all__ = [
     "content_rereadable",
     "may_resend_elsewhere",
     "may_resend_in_lock_step",
+    "never_started",
     "not_sent",
     "out_of_step",
     "recipient_outcomes",
@@ -206,6 +207,18 @@ def not_sent(exc: BaseException) -> ServerDisconnected:
     )
     err.__cause__ = exc
     return err
+
+
+def never_started(outcome: object) -> bool:
+    """Whether an outcome is :func:`not_sent`'s: the message's transaction never began.
+
+    A queue sends such a message again at once, without counting an attempt.
+    """
+    return (
+        isinstance(outcome, ServerDisconnected)
+        and not isinstance(outcome, PossiblyDelivered)
+        and outcome.step == "send"
+    )
 
 
 # --- may it be sent again? ------------------------------------------------------------------

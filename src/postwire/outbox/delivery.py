@@ -28,6 +28,7 @@ from .._core.errors import (
     SMTPError,
     StorageError,
 )
+from .._core.outcomes import never_started
 from ..client import Client
 from .policy import OpenRecipient, choose_recipients, decide
 from .routes import Relay
@@ -46,8 +47,13 @@ class _Stop(Exception):
 
 
 def withdrawn(outcome: object) -> bool:
-    """Whether the worker itself stopped this message before its "." (nothing delivered)."""
-    if isinstance(outcome, CancelledSend):
+    """Whether this message never reached the relay's verdict through no fault of its own.
+
+    The worker stopped it before its "." (its lease, its slot or the database was
+    gone), or the connection broke before its transaction began: either way nothing
+    was delivered, and it goes back to work as it was, no attempt charged.
+    """
+    if isinstance(outcome, CancelledSend) or never_started(outcome):
         return True
     return (
         isinstance(outcome, ServerDisconnected)
@@ -161,13 +167,11 @@ class Delivery(threading.Thread):
         worker.hit("replied")
         sent_recipients = [list(chosen) for _, chosen in plan]
         self._finish([c for c, _ in plan], outcomes, started, "", sent_recipients)
-        broke = not client.connected
-        if broke:
+        if not client.connected:
             self._client = None
-            if not any(withdrawn(o) for o in outcomes):
-                worker.feedback(self.relay, ok=False)
-                raise _Stop
-            raise _Stop  # the lease or the slot is gone: stop here
+            if not any(_cancelled_by_us(o) for o in outcomes):
+                worker.feedback(self.relay, ok=False)  # the relay dropped us
+            raise _Stop
         if any(not isinstance(o, BaseException) for o in outcomes):
             worker.feedback(self.relay, ok=True)
 
@@ -243,6 +247,12 @@ class Delivery(threading.Thread):
             )  # fmt: skip
         worker.hit("before_finish")
         worker.committer.finish(items)
+
+
+def _cancelled_by_us(outcome: object) -> bool:
+    return isinstance(outcome, CancelledSend) or (
+        isinstance(outcome, BaseException) and isinstance(outcome.__cause__, CancelledSend)
+    )
 
 
 def _phase(outcome: object) -> str:

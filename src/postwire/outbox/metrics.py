@@ -50,7 +50,8 @@ class _Database:
         self._lock = lock
 
     def collect(self) -> Iterator[Any]:
-        core = prometheus().core
+        prometheus()
+        from prometheus_client import core
         entries = core.GaugeMetricFamily(
             "postwire_outbox_entries", "Entries in the outbox, by state", labels=["state"]
         )

@@ -77,7 +77,8 @@ FINAL = frozenset({State.SENT, State.BOUNCED, State.EXPIRED, State.CANCELLED})
 #: Operator actions: the states each may start from, and where it leads.
 OPERATIONS: Mapping[str, tuple[frozenset[State], State]] = {
     "hold": (frozenset({State.QUEUED, State.DEFERRED, State.UNCERTAIN}), State.HELD),
-    "release": (frozenset({State.HELD}), State.QUEUED),
+    # An uncertain entry waits for an operator under the "hold" policy: release resends it.
+    "release": (frozenset({State.HELD, State.UNCERTAIN}), State.QUEUED),
     "cancel": (
         frozenset({State.QUEUED, State.DEFERRED, State.UNCERTAIN, State.HELD}),
         State.CANCELLED,

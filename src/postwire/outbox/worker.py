@@ -132,6 +132,9 @@ class Worker:
     def poke(self) -> None:
         """Something may be ready: wake the scheduler and idle connections."""
         self._wake.set()
+        self._nudge_deliveries()
+
+    def _nudge_deliveries(self) -> None:
         with self._work_ready:
             self._work_generation += 1
             self._work_ready.notify_all()
@@ -273,6 +276,8 @@ class Worker:
             self._wake.clear()
             try:
                 ready = storage.ready_routes()
+                if ready:
+                    self._nudge_deliveries()  # idle connections take it first
                 self._start(ready)
                 with self._lock:
                     active = len(self._deliveries)
