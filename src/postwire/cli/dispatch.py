@@ -28,7 +28,8 @@ configuration (lowest to highest priority):
   environment   POSTWIRE_ACCOUNT (account to use), POSTWIRE_SERVER (host[:port]),
                 POSTWIRE_TLS, POSTWIRE_CAFILE, POSTWIRE_USER, POSTWIRE_PASSWORD_ENV (name
                 of the variable holding the password), POSTWIRE_PASSWORD_FILE,
-                POSTWIRE_PASSWORD_COMMAND, POSTWIRE_FROM, POSTWIRE_TIMEOUT
+                POSTWIRE_PASSWORD_COMMAND, POSTWIRE_FROM, POSTWIRE_TIMEOUT,
+                POSTWIRE_OUTBOX (the outbox database URL of `postwire outbox`)
   options       --server, --tls, --cafile, --timeout, --user, --password-*
 
 """
@@ -72,7 +73,7 @@ def _join_dash_values(argv: list[str]) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``postwire`` (``sendmail`` has its own, sendmail-style)."""
-    from . import capture, probe, send
+    from . import capture, outbox, probe, send
 
     parser = _Parser(
         prog="postwire",
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_parser(sub, EPILOG)
     capture.add_parser(sub, EPILOG)
+    outbox.add_parser(sub, EPILOG)
     demo = sub.add_parser(
         "demo", help="send a sample message through an embedded local capture server"
     )
@@ -119,6 +121,10 @@ def _dispatch(argv: list[str]) -> int:
         from .capture import run as run_capture
 
         return run_capture(args)
+    if args.command == "outbox":
+        from .outbox import run as run_outbox
+
+        return run_outbox(args)
     return Exit.USAGE  # pragma: no cover - argparse refuses unknown commands
 
 
