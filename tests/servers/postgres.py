@@ -21,7 +21,15 @@ from types import TracebackType
 
 __all__ = ["BIN", "PostgresServer", "free_port", "postgres_available"]
 
-BIN = Path("/usr/lib/postgresql/15/bin")
+def _bin() -> Path:
+    """The newest installed PostgreSQL's programs (Debian 12: /usr/lib/postgresql/15/bin)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+BIN = _bin()
 #: The superuser made by initdb (authentication is "trust" on 127.0.0.1 only).
 USER = "outbox"
 
