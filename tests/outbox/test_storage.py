@@ -141,7 +141,7 @@ def test_reaper_returns_unmarked_to_queued_and_marked_to_uncertain(outbox_url: s
         assert storage.reap(resend=True) == 0  # leases still live
         time.sleep(0.4)
         # An expired lease is not brought back by a heartbeat, and marks no longer pass.
-        storage.heartbeat(OWNER, 30)
+        storage.heartbeat(OWNER, 30, [unmarked.id, marked.id], ["w1/1"])
         assert storage.mark([MarkItem(unmarked.id, unmarked.token, (0,), RELAY, "w1/1")], OWNER)[
             0
         ].lost
@@ -200,18 +200,23 @@ def test_a_stale_result_after_another_claim_is_refused(outbox_url: str) -> None:
         storage.close()
 
 
-def test_heartbeat_extends_live_leases_and_slots(outbox_url: str) -> None:
-    put(outbox_url, 1)
+def test_heartbeat_extends_only_what_the_worker_still_holds(outbox_url: str) -> None:
+    put(outbox_url, 2)
     storage = open_storage(outbox_url)
     try:
         slot(storage, "w1/1", lease=0.5)
         slot(storage, "w1/2", lease=0.1)
-        (claimed,) = storage.claim(None, OWNER, 0.5, 10)
+        slot(storage, "w1/3", lease=0.5)
+        kept, forgotten = storage.claim(None, OWNER, 0.5, 10)
         time.sleep(0.2)
-        assert storage.heartbeat(OWNER, 30) == {"w1/1"}  # w1/2 ran out: gone for good
+        # w1/2 ran out: gone for good; w1/3 and `forgotten` belong to a thread that died.
+        assert storage.heartbeat(OWNER, 30, [kept.id], ["w1/1", "w1/2"]) == {"w1/1"}
         time.sleep(0.4)
-        assert storage.reap(resend=True) == 0
-        assert storage.get(claimed.id).state is State.SENDING
+        assert storage.reap(resend=True) == 1
+        assert storage.get(kept.id).state is State.SENDING
+        assert storage.get(forgotten.id).state is State.QUEUED
+        storage.set_limits(RELAY, RelayLimits(max_connections=2, initial=2))
+        assert storage.acquire_slot(RELAY, "w2/1", "w2", 30)  # w1/3's slot healed
     finally:
         storage.close()
 

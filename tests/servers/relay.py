@@ -21,6 +21,7 @@ client): the chaos tests count lost messages, duplicates, concurrency and rate f
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import re
 import threading
@@ -72,6 +73,12 @@ class _Session:
     eof: bool = False
     active: bool = False
     waiter: asyncio.Future[None] | None = None
+    #: (bytes received so far, when) per chunk, and bytes taken from the buffer: the time a
+    #: line arrived is that of its last byte's chunk, read when the socket was read.
+    arrivals: collections.deque[tuple[int, float]] = field(default_factory=collections.deque)
+    total: int = 0
+    consumed: int = 0
+    line_at: float = 0.0
 
 
 class _Protocol(asyncio.Protocol):
@@ -102,6 +109,8 @@ class _Protocol(asyncio.Protocol):
                 self.relay.spans.append(session.span)
             session.span.last = now
         session.buffer += data
+        session.total += len(data)
+        session.arrivals.append((session.total, now))
         self._wake()
 
     def eof_received(self) -> bool:
@@ -135,6 +144,10 @@ class _Protocol(asyncio.Protocol):
                 session.waiter = None
         line = bytes(session.buffer[: end + 1])
         del session.buffer[: end + 1]
+        session.consumed += end + 1
+        while session.arrivals and session.arrivals[0][0] < session.consumed:
+            session.arrivals.popleft()
+        session.line_at = session.arrivals[0][1] if session.arrivals else time.monotonic()
         return line
 
     def write(self, data: bytes) -> None:
@@ -296,7 +309,7 @@ class ScriptedRelay:
             content += line[1:] if line.startswith(b".") else line
         found = _MESSAGE_ID.search(bytes(content))
         message_id = found.group(1).decode(errors="replace") if found else ""
-        now = time.monotonic()
+        now = proto.session.line_at  # when the "." reached us, not when we got to it
         with self._lock:
             self.deliveries.extend(
                 Delivery(now, message_id, r, proto.session.number) for r in recipients

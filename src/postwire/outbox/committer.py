@@ -138,27 +138,42 @@ class Committer:
                 return
 
     def _group(self, requests: list[_Request[Any]], finishes: list[FinishItem]) -> None:
-        written: list[bool] = []
-        try:
-            with self.storage.write():
-                if finishes:
-                    written = self.storage.finish(finishes, self.owner)
+        for attempt in range(3):
+            try:
+                self._once(requests, finishes)
+                return
+            except StorageError as exc:
+                # A deadlock lost to another worker (PostgreSQL aborted this transaction):
+                # nothing of it was committed, so it simply runs again.
+                if attempt == 2 or not self.storage.retryable(exc):
+                    self._failed(requests, finishes, exc)
+                    return
                 for request in requests:
-                    try:
-                        request.result = request.fn(self.storage)
-                    except StorageError:
-                        raise
-                    except Exception as exc:  # this request's own failure
-                        request.error = exc
-        except StorageError as exc:
-            log.warning("outbox: database error, %d results kept for later: %s", len(finishes), exc)
-            self._unwritten = finishes
+                    request.error = None
+
+    def _failed(
+        self, requests: list[_Request[Any]], finishes: list[FinishItem], exc: StorageError
+    ) -> None:
+        log.warning("outbox: database error, %d results kept for later: %s", len(finishes), exc)
+        self._unwritten = finishes
+        for request in requests:
+            request.error = exc
+            request.done.set()
+        threading.Event().wait(RETRY_DELAY)
+
+    def _once(self, requests: list[_Request[Any]], finishes: list[FinishItem]) -> None:
+        """One group in one transaction; raises StorageError (nothing committed) on failure."""
+        written: list[bool] = []
+        with self.storage.write():
+            if finishes:
+                written = self.storage.finish(finishes, self.owner)
             for request in requests:
-                request.error = exc
-            for request in requests:
-                request.done.set()
-            threading.Event().wait(RETRY_DELAY)
-            return
+                try:
+                    request.result = request.fn(self.storage)
+                except StorageError:
+                    raise
+                except Exception as exc:  # this request's own failure
+                    request.error = exc
         self.transactions += 1
         self.requests += len(requests) + len(finishes)
         for request in requests:

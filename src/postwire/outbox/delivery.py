@@ -74,6 +74,8 @@ class Delivery(threading.Thread):
         #: Set by the lease keeper when this connection's slot is gone.
         self.slot_lost = threading.Event()
         self._client: Client | None = None
+        #: Claimed entries whose results are not yet handed to the committer.
+        self._claimed: set[int] = set()
 
     # -- the thread --------------------------------------------------------------------------
 
@@ -86,6 +88,9 @@ class Delivery(threading.Thread):
             log.exception("outbox: connection to %s failed unexpectedly", self.relay.name)
         finally:
             self._close()
+            if self._claimed:  # never finished (an unexpected error): left to the reaper
+                self.worker.drop(list(self._claimed))
+                self._claimed.clear()
             try:
                 self.worker.committer.call(
                     lambda s: s.release_slot(self.relay.name, self.holder)
@@ -115,6 +120,9 @@ class Delivery(threading.Thread):
             except StorageError as exc:
                 log.warning("outbox: claim failed: %s", exc)
                 return
+            ids = [c.id for c in claims]
+            self._claimed.update(ids)
+            worker.hold(ids)
             if not claims:
                 # Keep a live connection a little while: the next put is then fast.
                 connected = self._client is not None and self._client.connected
@@ -157,6 +165,7 @@ class Delivery(threading.Thread):
                 [FinishItem(c.id, c.token, None, worker.owner, self.relay.name, started,
                             "claim", "no recipient due") for c in idle]
             )  # fmt: skip
+            self._claimed.difference_update(c.id for c in idle)
             plan = [(c, chosen) for c, chosen in plan if chosen]
         items = [(c.content, c.sender, [r.address for r in chosen]) for c, chosen in plan]
 
@@ -198,6 +207,16 @@ class Delivery(threading.Thread):
                     step="DATA",
                 ) from exc
             if result.ok:
+                if result.stamp is not None:
+                    late = worker.committer.now() - result.stamp
+                    if late > result.guard * 0.8:
+                        # The commit took longer than the rate's guard allows: the "." would
+                        # reach the relay too long after its stamp, where it may not fit.
+                        raise CancelledSend(
+                            f"outbox entry {claim.id}: the commit point took {late:.3f} s, "
+                            "longer than the relay's rate guard; the final '.' was not sent",
+                            step="DATA",
+                        )
                 break
             if result.lost or worker.stopping:
                 raise CancelledSend(
@@ -247,6 +266,7 @@ class Delivery(threading.Thread):
             )  # fmt: skip
         worker.hit("before_finish")
         worker.committer.finish(items)
+        self._claimed.difference_update(item.id for item in items)
 
 
 def _cancelled_by_us(outcome: object) -> bool:

@@ -1,9 +1,15 @@
-"""A worker's heartbeats and its share of the reaper, in a thread with its own connection.
+"""A worker's heartbeats and its share of the reaper, in a thread of their own.
 
 Every ``lease / 3`` seconds the keeper extends the leases of the entries the worker holds and
-of its connection slots (:meth:`~.storage.leases.LeaseOps.heartbeat`), and every ``lease / 2``
-seconds it reaps the leases of workers that stopped beating (any worker may reap any
-lease: a crashed worker needs nobody's help to give its entries back).
+of its connection slots, as far as the worker knows it still holds them
+(:meth:`~.storage.leases.LeaseOps.heartbeat`), and every ``lease / 2`` seconds it reaps the
+leases of workers that stopped beating (any worker may reap any lease: a crashed worker
+needs nobody's help to give its entries back).
+
+Heartbeats go through the worker's committer (:mod:`.committer`), in the same transactions
+as its other writes: on PostgreSQL a heartbeat on a connection of its own would lock the
+worker's rows in another order than its results do, and deadlock with them.  Reaping has
+its own connection; it takes only expired leases, and skips rows someone holds.
 
 The worker also keeps a local view of its own leases: they are known good until
 ``lease * 0.9`` seconds after the start of the last heartbeat that succeeded.  A worker whose
@@ -20,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from .._core.errors import StorageError
+from .committer import Committer
 from .storage import Storage
 
 __all__ = ["LeaseKeeper"]
@@ -36,17 +43,21 @@ class LeaseKeeper:
     def __init__(
         self,
         storage: Storage,
+        committer: Committer,
         owner: str,
         lease: float,
         *,
         resend: bool,
+        held: Callable[[], tuple[list[int], list[str]]],
         on_slots: Callable[[set[str]], None],
         on_reaped: Callable[[int], None] | None = None,
     ) -> None:
         self.storage = storage
+        self.committer = committer
         self.owner = owner
         self.lease = lease
         self.resend = resend
+        self._held = held
         self._on_slots = on_slots
         self._on_reaped = on_reaped
         self._valid_until = time.monotonic() + lease * SAFE_PART
@@ -59,6 +70,11 @@ class LeaseKeeper:
         """Whether this worker's leases are known to be live (see the module text)."""
         return time.monotonic() < self._valid_until
 
+    def _beat(self) -> set[str]:
+        entries, holders = self._held()
+        owner, lease = self.owner, self.lease
+        return self.committer.call(lambda s: s.heartbeat(owner, lease, entries, holders))
+
     def _run(self) -> None:
         beat = self.lease / 3
         reap_every = self.lease / 2
@@ -66,9 +82,9 @@ class LeaseKeeper:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                holders = self.storage.heartbeat(self.owner, self.lease)
+                live = self._beat()
                 self._valid_until = started + self.lease * SAFE_PART
-                self._on_slots(holders)
+                self._on_slots(live)
                 if started >= next_reap:
                     next_reap = started + reap_every
                     reaped = self.storage.reap(resend=self.resend)

@@ -16,7 +16,9 @@ one short transaction.
   ``outbox_rate`` stamped in the same transaction as its "about to be sent" mark, and a
   mark is refused while ``rate`` messages were stamped in the last ``1 + guard`` seconds.
   The guard covers the time from the stamp to the "." reaching the relay, so that the relay
-  never sees more than ``rate`` messages in any one-second window.
+  never sees more than ``rate`` messages in any one-second window; a worker whose commit
+  took most of the guard (a slow disk sync) does not send that "." at all, so the guard
+  holds however slow the database was.
 """
 
 from __future__ import annotations

@@ -102,6 +102,8 @@ class Worker:
         self._limits_set: set[str] = set()
         self._recipient_caps: dict[str, int | None] = {}
         self._bad_routes: set[str] = set()
+        #: Entries this worker holds (claimed, result not yet written): the heartbeat's list.
+        self._held: set[int] = set()
         self.stats: dict[str, int] = {
             "delivered": 0,
             "deferred": 0,
@@ -186,7 +188,21 @@ class Worker:
         if self.metrics is not None:
             self.metrics.observe(decision)
 
+    def hold(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            self._held.update(ids)
+
+    def drop(self, ids: Sequence[int]) -> None:
+        """No longer held: results written (or fenced out), or abandoned to the reaper."""
+        with self._lock:
+            self._held.difference_update(ids)
+
+    def _holding(self) -> tuple[list[int], list[str]]:
+        with self._lock:
+            return list(self._held), list(self._deliveries)
+
     def _finished(self, items: Sequence[FinishItem], written: Sequence[bool]) -> None:
+        self.drop([item.id for item in items])
         lost = sum(1 for ok in written if not ok)
         if lost:
             with self._lock:
@@ -217,9 +233,11 @@ class Worker:
         )
         self.keeper = LeaseKeeper(
             open_storage(self.url, create=False),
+            self.committer,
             self.owner,
             self.lease,
             resend=resend,
+            held=self._holding,
             on_slots=self._slots_alive,
         )
         waker = self._waker(scheduler)
@@ -245,9 +263,9 @@ class Worker:
                 delivery.join(60)
             if waker is not None:
                 waker.close()
+            self.keeper.close()
             self.committer.close()
             self.committer.storage.close()
-            self.keeper.close()
             if self.metrics is not None:
                 self.metrics.close()
             if gauges is not None:

@@ -175,8 +175,18 @@ class SQLStorage:
             with contextlib.suppress(Exception):
                 conn.close()
 
+    def _schema_present(self) -> bool:
+        """Whether the tables exist (then no DDL runs: it would lock them against workers)."""
+        raise NotImplementedError
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether a failed transaction may simply run again (a deadlock it lost)."""
+        return False
+
     def create(self) -> None:
         """Create the tables if they do not exist."""
+        if self._schema_present():
+            return
         with self.write():
             for statement in self._schema():
                 self.execute(statement)

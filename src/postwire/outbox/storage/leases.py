@@ -35,6 +35,10 @@ class MarkResult:
     ok: bool
     #: Seconds until the relay's rate allows one more message (0 when not rate-limited).
     wait: float = 0.0
+    #: When the rate stamp of this mark was taken (database clock), and the relay's guard:
+    #: the "." must leave within ``guard`` of it.  None when the relay has no rate.
+    stamp: float | None = None
+    guard: float = 0.0
 
     @property
     def lost(self) -> bool:
@@ -44,25 +48,34 @@ class MarkResult:
 class _Room:
     """A relay's rate window during one mark transaction: the stamps in it, oldest first."""
 
-    def __init__(self, capacity: int | None, window: float, times: list[float]) -> None:
+    def __init__(
+        self,
+        capacity: int | None,
+        window: float,
+        times: list[float],
+        now: float,
+        guard: float = 0.0,
+    ) -> None:
         self.capacity = capacity
         self.window = window
         self.times = times
+        self.now = now
+        self.guard = guard
 
     @property
     def limited(self) -> bool:
         return self.capacity is not None
 
-    def take(self, now: float) -> float:
+    def take(self) -> float:
         """Take room for one message now: 0.0 if taken, else the seconds until there is."""
         if self.capacity is None:
             return 0.0
         excess = len(self.times) - self.capacity
         if excess < 0:
-            self.times.append(now)
+            self.times.append(self.now)
             return 0.0
         # Room comes back when the oldest (excess + 1) stamps have left the window.
-        return max(self.times[excess] + self.window - now, 0.001)
+        return max(self.times[excess] + self.window - self.now, 0.001)
 
 
 MARKED = MarkResult(True)
@@ -181,15 +194,18 @@ class LeaseOps(SQLStorage):
                     results.append(LOST)
                     continue
                 if item.relay not in room:
-                    room[item.relay] = self._rate_room(item.relay, now)
-                wait = room[item.relay].take(now)
+                    room[item.relay] = self._rate_room(item.relay)
+                relay_room = room[item.relay]
+                wait = relay_room.take()
                 if wait > 0:
                     results.append(MarkResult(False, wait))
                     continue
-                if room[item.relay].limited:
-                    stamps.append((item.relay, now, 1))
+                if relay_room.limited:
+                    stamps.append((item.relay, relay_room.now, 1))
+                    results.append(MarkResult(True, 0.0, relay_room.now, relay_room.guard))
+                else:
+                    results.append(MARKED)
                 marks.append((item.token, ",".join(map(str, item.positions)), item.id))
-                results.append(MARKED)
             self.executemany(
                 "UPDATE outbox_entries SET dot_token = ?, inflight = ? WHERE id = ?", marks
             )
@@ -205,20 +221,24 @@ class LeaseOps(SQLStorage):
         )
         return {(r[0], r[1]) for r in rows}
 
-    def _rate_room(self, relay: str, now: float) -> _Room:
+    def _rate_room(self, relay: str) -> _Room:
         """The relay's rate window as it stands (its stamps), locked for this transaction."""
         row = self.fetchone(
             f"SELECT rate, guard FROM outbox_relays WHERE relay = ?{self.lock_rows}", (relay,)
         )
+        # The clock is read once the relay's row is ours: a stamp is never older than the
+        # moment it was allowed (the lock may have been waited for).
+        now = self.now()
         if row is None or row[0] is None:
-            return _Room(None, 0.0, [])
+            return _Room(None, 0.0, [], now)
         capacity, window = rate_capacity(float(row[0]), float(row[1]))
+        guard = float(row[1])
         self.execute("DELETE FROM outbox_rate WHERE relay = ? AND at <= ?", (relay, now - window))
         stamps = self.fetchall(
             "SELECT at, n FROM outbox_rate WHERE relay = ? ORDER BY at", (relay,)
         )
         times = [float(at) for at, n in stamps for _ in range(int(n))]
-        return _Room(capacity, window, times)
+        return _Room(capacity, window, times, now, guard)
 
     # -- results -----------------------------------------------------------------------------
 
@@ -309,27 +329,41 @@ class LeaseOps(SQLStorage):
 
     # -- heartbeats and the reaper ----------------------------------------------------------
 
-    def heartbeat(self, owner: str, lease: float) -> set[str]:
-        """Extend ``owner``'s live leases and slots; returns the holders of its live slots.
+    def heartbeat(
+        self, owner: str, lease: float, entries: Sequence[int], holders: Sequence[str]
+    ) -> set[str]:
+        """Extend the leases ``owner`` holds on ``entries`` and ``holders`` (its slots).
 
-        A lease or slot that has already run out is not brought back: the
-        reaper, or another worker, may have acted on it.
+        Only what the worker says it still holds: a lease or slot it lost track
+        of (a connection thread that died, a claim whose answer never came back
+        because the database went down) runs out and is reaped.  What has run
+        out already is not brought back: the reaper, or another worker, may
+        have acted on it.  Returns the holders whose slots are still live.
         """
         now = self.now()
+        until = now + lease
         with self.write():
-            self.execute(
-                "UPDATE outbox_entries SET lease_until = ? WHERE lease_owner = ? "
-                "AND state = 'sending' AND lease_until > ?",
-                (now + lease, owner, now),
-            )
-            self.execute(
-                "UPDATE outbox_slots SET until = ? WHERE owner = ? AND until > ?",
-                (now + lease, owner, now),
-            )
-            rows = self.fetchall(
-                "SELECT holder FROM outbox_slots WHERE owner = ? AND until > ?", (owner, now)
-            )
-        return {r[0] for r in rows}
+            for chunk in _chunks(list(entries)):
+                clause, params = self.in_list("id", chunk)
+                self.execute(
+                    f"UPDATE outbox_entries SET lease_until = ? WHERE {clause} "
+                    "AND lease_owner = ? AND state = 'sending' AND lease_until > ?",
+                    [until, *params, owner, now],
+                )
+            live: set[str] = set()
+            if holders:
+                clause, params = self.in_list("holder", list(holders))
+                self.execute(
+                    f"UPDATE outbox_slots SET until = ? WHERE {clause} AND owner = ? "
+                    "AND until > ?",
+                    [until, *params, owner, now],
+                )
+                rows = self.fetchall(
+                    f"SELECT holder FROM outbox_slots WHERE {clause} AND until > ?",
+                    [*params, now],
+                )
+                live = {r[0] for r in rows}
+        return live
 
     def reap(self, *, resend: bool, limit: int = 500) -> int:
         """Return expired leases to work (or to uncertain); returns how many were reaped."""

@@ -108,7 +108,20 @@ class PostgreSQLStorage(EntryOps, LeaseOps, RelayOps, SQLStorage):
     def notify_sql(self) -> str | None:
         return f"NOTIFY {CHANNEL}"
 
+    def _schema_present(self) -> bool:
+        row = self.fetchone("SELECT to_regclass('outbox_meta') IS NOT NULL")
+        return bool(row and row[0])
+
+    def retryable(self, exc: BaseException) -> bool:
+        errors = self._psycopg.errors
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        return isinstance(cause, (errors.DeadlockDetected, errors.SerializationFailure))
+
     def create(self) -> None:
+        # CREATE ... IF NOT EXISTS still takes table locks that can deadlock with workers'
+        # writes: run it only on a database without the tables.
+        if self._schema_present():
+            return
         # Two processes creating the tables at once would race on the catalog: take a lock.
         with self.write():
             self.execute("SELECT pg_advisory_xact_lock(7268790315)")

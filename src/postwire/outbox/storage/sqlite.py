@@ -59,6 +59,12 @@ class SQLiteStorage(EntryOps, LeaseOps, RelayOps, SQLStorage):
     def _schema(self) -> list[str]:
         return sqlite_schema()
 
+    def _schema_present(self) -> bool:
+        row = self.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox_meta'"
+        )
+        return row is not None
+
     def _begin_write(self) -> str:
         return "BEGIN IMMEDIATE"
 
