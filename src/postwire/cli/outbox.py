@@ -122,6 +122,13 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     work.add_argument("--lease", type=parse_duration, default=30.0, help="lease, seconds (30)")
     work.add_argument("--poll", type=parse_duration, default=1.0, help="poll interval (1 s)")
     work.add_argument("--batch", type=_positive_int, default=32, help="entries per claim (32)")
+    work.add_argument(
+        "--mark-ahead",
+        type=_positive_int,
+        default=8,
+        help="commit points recorded per commit in a pipelined run (8); a crash leaves "
+        "at most this many per connection uncertain",
+    )
     work.add_argument("--max-connections", type=_positive_int, default=10, help="per relay (10)")
     work.add_argument("--initial-connections", type=_positive_int, default=5, help="slow start")
     work.add_argument("--rate", type=float, help="messages per second per relay, all workers")
@@ -385,6 +392,7 @@ def _work(args: argparse.Namespace) -> int:
                 lease=args.lease,
                 poll_interval=args.poll,
                 batch=args.batch,
+                mark_ahead=args.mark_ahead,
                 metrics_port=args.metrics_port,
                 stop=stop,
                 client_options=overrides or None,

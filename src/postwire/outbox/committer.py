@@ -21,13 +21,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from .._core.errors import StorageError
-from .storage import FinishItem, Storage
+from .storage import FinishItem, MarkItem, Storage
+from .storage.leases import MarkResult
 
-__all__ = ["Committer"]
+__all__ = ["Committer", "MarkRequest"]
 
 log = logging.getLogger("postwire.outbox")
 T = TypeVar("T")
 
+Finishes = list[FinishItem]
 #: Seconds between two tries when the database fails.
 RETRY_DELAY = 0.2
 
@@ -39,6 +41,18 @@ class _Request(Generic[T]):
         self.fn = fn
         self.done = threading.Event()
         self.result: T | None = None
+        self.error: BaseException | None = None
+
+
+class MarkRequest:
+    """Marks waiting for their group: all the group's marks are written together."""
+
+    __slots__ = ("done", "error", "items", "results")
+
+    def __init__(self, items: Sequence[MarkItem]) -> None:
+        self.items = list(items)
+        self.done = threading.Event()
+        self.results: list[MarkResult] = []
         self.error: BaseException | None = None
 
 
@@ -55,7 +69,7 @@ class Committer:
         self.storage = storage
         self.owner = owner
         self._on_finished = on_finished
-        self._queue: queue.SimpleQueue[_Request[Any] | list[FinishItem] | None] = (
+        self._queue: queue.SimpleQueue[_Request[Any] | MarkRequest | list[FinishItem] | None] = (
             queue.SimpleQueue()
         )
         self._unwritten: list[FinishItem] = []
@@ -81,6 +95,24 @@ class Committer:
             raise request.error
         return request.result  # type: ignore[return-value]
 
+    def mark(self, items: Sequence[MarkItem]) -> list[MarkResult]:
+        """Record commit points (see :meth:`~.storage.leases.LeaseOps.mark`); waits for them."""
+        return self.marked(self.mark_soon(items))
+
+    def mark_soon(self, items: Sequence[MarkItem]) -> MarkRequest:
+        """Ask for commit points to be recorded; :meth:`marked` waits for them."""
+        request = MarkRequest(items)
+        self._queue.put(request)
+        return request
+
+    @staticmethod
+    def marked(request: MarkRequest) -> list[MarkResult]:
+        """The results of a :meth:`mark_soon` request, once committed (or its error)."""
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.results
+
     def finish(self, items: Sequence[FinishItem]) -> None:
         """Write these results soon (fenced by their leases); does not wait."""
         if items:
@@ -102,32 +134,29 @@ class Committer:
 
     # -- the thread --------------------------------------------------------------------------
 
-    def _take(self) -> tuple[list[_Request[Any]], list[FinishItem], bool]:
+    def _take(self) -> tuple[list[_Request[Any] | MarkRequest], list[FinishItem]]:
         """Wait for the first request, then take every one that is there."""
-        requests: list[_Request[Any]] = []
+        requests: list[_Request[Any] | MarkRequest] = []
         finishes: list[FinishItem] = []
-        stop = False
         timeout = RETRY_DELAY if self._unwritten else None
         try:
             first = self._queue.get(timeout=timeout)
         except queue.Empty:
-            return requests, finishes, stop
-        item: _Request[Any] | list[FinishItem] | None = first
+            return requests, finishes
+        item: _Request[Any] | MarkRequest | list[FinishItem] | None = first
         while True:
-            if item is None:
-                stop = True
-            elif isinstance(item, list):
+            if isinstance(item, list):
                 finishes.extend(item)
-            else:
+            elif item is not None:
                 requests.append(item)
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return requests, finishes, stop
+                return requests, finishes
 
     def _run(self) -> None:
         while True:
-            requests, finishes, _ = self._take()
+            requests, finishes = self._take()
             finishes = self._unwritten + finishes
             self._unwritten = []
             if requests or finishes:
@@ -137,7 +166,7 @@ class Committer:
             if self._stopping and not self._unwritten and self._queue.empty():
                 return
 
-    def _group(self, requests: list[_Request[Any]], finishes: list[FinishItem]) -> None:
+    def _group(self, requests: list[_Request[Any] | MarkRequest], finishes: Finishes) -> None:
         for attempt in range(3):
             try:
                 self._once(requests, finishes)
@@ -152,7 +181,7 @@ class Committer:
                     request.error = None
 
     def _failed(
-        self, requests: list[_Request[Any]], finishes: list[FinishItem], exc: StorageError
+        self, requests: list[_Request[Any] | MarkRequest], finishes: Finishes, exc: StorageError
     ) -> None:
         log.warning("outbox: database error, %d results kept for later: %s", len(finishes), exc)
         self._unwritten = finishes
@@ -161,13 +190,26 @@ class Committer:
             request.done.set()
         threading.Event().wait(RETRY_DELAY)
 
-    def _once(self, requests: list[_Request[Any]], finishes: list[FinishItem]) -> None:
-        """One group in one transaction; raises StorageError (nothing committed) on failure."""
+    def _once(self, requests: list[_Request[Any] | MarkRequest], finishes: Finishes) -> None:
+        """One group in one transaction; raises StorageError (nothing committed) on failure.
+
+        Results first, then the marks (all in one statement), then the other requests
+        in the order they came.
+        """
         written: list[bool] = []
+        marks = [r for r in requests if isinstance(r, MarkRequest)]
         with self.storage.write():
             if finishes:
                 written = self.storage.finish(finishes, self.owner)
+            if marks:
+                results = self.storage.mark([i for m in marks for i in m.items], self.owner)
+                start = 0
+                for mark in marks:
+                    mark.results = results[start : start + len(mark.items)]
+                    start += len(mark.items)
             for request in requests:
+                if isinstance(request, MarkRequest):
+                    continue
                 try:
                     request.result = request.fn(self.storage)
                 except StorageError:

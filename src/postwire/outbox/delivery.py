@@ -30,9 +30,11 @@ from .._core.errors import (
 )
 from .._core.outcomes import never_started
 from ..client import Client
+from .committer import MarkRequest
 from .policy import OpenRecipient, choose_recipients, decide
 from .routes import Relay
 from .storage import Claimed, FinishItem, MarkItem
+from .storage.leases import MarkResult
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -169,8 +171,11 @@ class Delivery(threading.Thread):
             plan = [(c, chosen) for c, chosen in plan if chosen]
         items = [(c.content, c.sender, [r.address for r in chosen]) for c, chosen in plan]
 
+        ahead = 1 if worker.limits.rate is not None else worker.mark_ahead
+        marks = _Marks(self, plan, ahead)
+
         def end_of_message(index: int) -> None:
-            self._mark(*plan[index])
+            self._mark(marks, index)
 
         outcomes = client.send_many(items, end_of_message=end_of_message)
         worker.hit("replied")
@@ -184,46 +189,42 @@ class Delivery(threading.Thread):
         if any(not isinstance(o, BaseException) for o in outcomes):
             worker.feedback(self.relay, ok=True)
 
-    def _mark(self, claim: Claimed, chosen: Sequence[OpenRecipient]) -> None:
-        """The commit point: record "about to send the final '.'" before it goes out."""
+    def _item(self, claim: Claimed, chosen: Sequence[OpenRecipient]) -> MarkItem:
+        positions = tuple(r.position for r in chosen)
+        return MarkItem(claim.id, claim.token, positions, self.relay.name, self.holder)
+
+    def _mark(self, marks: _Marks, index: int) -> None:
+        """The commit point: record "about to send the final '.'" before it goes out.
+
+        The marks of a pipelined run are asked for ahead of the messages, in chunks
+        of ``mark_ahead``, while the messages before them are being sent: a message
+        rarely waits for its mark, and one disk sync records several (the design's
+        "batch these writes").  A crash then leaves the ones marked but not yet sent
+        uncertain: they are sent again, counted, never lost.  A rate-limited relay's
+        marks go one at a time, right before each ".", since each takes a stamp.
+        """
         worker = self.worker
         worker.hit("before_mark")
-        item = MarkItem(
-            claim.id, claim.token, tuple(r.position for r in chosen), self.relay.name, self.holder
-        )
+        claim = marks.plan[index][0]
         while True:
             if self.slot_lost.is_set() or not worker.keeper.lease_ok():
-                raise CancelledSend(
-                    f"outbox entry {claim.id}: the worker's lease is not known to be live; "
-                    "the final '.' was not sent",
-                    step="DATA",
-                )
+                raise _withdraw(claim, "the worker's lease is not known to be live")
             try:
-                result = worker.committer.call(lambda s: s.mark([item], worker.owner)[0])
+                result = marks.result(index)
             except StorageError as exc:
-                raise CancelledSend(
-                    f"outbox entry {claim.id}: cannot record the commit point ({exc}); "
-                    "the final '.' was not sent",
-                    step="DATA",
-                ) from exc
+                raise _withdraw(claim, f"cannot record the commit point ({exc})") from exc
             if result.ok:
-                if result.stamp is not None:
-                    late = worker.committer.now() - result.stamp
-                    if late > result.guard * 0.8:
-                        # The commit took longer than the rate's guard allows: the "." would
-                        # reach the relay too long after its stamp, where it may not fit.
-                        raise CancelledSend(
-                            f"outbox entry {claim.id}: the commit point took {late:.3f} s, "
-                            "longer than the relay's rate guard; the final '.' was not sent",
-                            step="DATA",
-                        )
+                late = 0.0 if result.stamp is None else worker.committer.now() - result.stamp
+                if late > result.guard * 0.8:
+                    # The commit took longer than the rate's guard allows: the "." would
+                    # reach the relay too long after its stamp, where it may not fit.
+                    raise _withdraw(claim, f"the commit point took {late:.3f} s, longer "
+                                    "than the relay's rate guard allows")  # fmt: skip
                 break
             if result.lost or worker.stopping:
-                raise CancelledSend(
-                    f"outbox entry {claim.id}: lease lost; the final '.' was not sent",
-                    step="DATA",
-                )
-            time.sleep(min(result.wait, 1.0))  # the relay's rate: wait for room
+                raise _withdraw(claim, "lease lost")
+            marks.again(index)  # the relay's rate: wait for room, then mark again
+            time.sleep(min(result.wait, 1.0))
         worker.hit("after_mark")
 
     def _finish(
@@ -267,6 +268,55 @@ class Delivery(threading.Thread):
         worker.hit("before_finish")
         worker.committer.finish(items)
         self._claimed.difference_update(item.id for item in items)
+
+
+class _Marks:
+    """The commit points of one pipelined run, asked for ahead in chunks (see _mark)."""
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        plan: Sequence[tuple[Claimed, Sequence[OpenRecipient]]],
+        ahead: int,
+    ) -> None:
+        self.delivery = delivery
+        self.plan = plan
+        self.ahead = ahead
+        #: Messages before this one have their marks asked for.
+        self.asked = 0
+        self.pending: list[tuple[range, MarkRequest]] = []
+        self.results: dict[int, MarkResult] = {}
+
+    def _ask(self, chunk: range) -> None:
+        committer = self.delivery.worker.committer
+        items = [self.delivery._item(*self.plan[j]) for j in chunk]
+        self.pending.append((chunk, committer.mark_soon(items)))
+
+    def result(self, index: int) -> MarkResult:
+        # Keep at least half a chunk asked for beyond this message.
+        while self.asked < len(self.plan) and self.asked <= index + self.ahead // 2:
+            chunk = range(self.asked, min(self.asked + self.ahead, len(self.plan)))
+            self._ask(chunk)
+            self.asked = chunk.stop
+        if index not in self.results:
+            for chunk, request in list(self.pending):
+                if index in chunk:
+                    self.pending.remove((chunk, request))
+                    results = self.delivery.worker.committer.marked(request)
+                    self.results.update(zip(chunk, results, strict=True))
+                    break
+        return self.results[index]
+
+    def again(self, index: int) -> None:
+        """Mark this message again (its mark was refused for the rate)."""
+        del self.results[index]
+        self._ask(range(index, index + 1))
+
+
+def _withdraw(claim: Claimed, why: str) -> CancelledSend:
+    return CancelledSend(
+        f"outbox entry {claim.id}: {why}; the final '.' was not sent", step="DATA"
+    )
 
 
 def _cancelled_by_us(outcome: object) -> bool:

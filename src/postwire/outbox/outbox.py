@@ -225,6 +225,7 @@ class Outbox:
         lease: float = 30.0,
         poll_interval: float = 1.0,
         batch: int = 32,
+        mark_ahead: int = 8,
         metrics_port: int | None = None,
         stop: threading.Event | None = None,
         client_options: dict[str, object] | None = None,
@@ -237,6 +238,9 @@ class Outbox:
         connections; ``limits`` are the relay's limits shared by every worker
         (through the database); ``policy`` says when to retry and give up.
         ``until_empty`` stops when nothing is ready and nothing is being sent.
+        ``mark_ahead`` commit points are recorded per commit in a pipelined run
+        (a crash then leaves up to that many entries per connection uncertain:
+        resent, counted, never lost).
         Returns counts (delivered, deferred, bounced, uncertain, expired...).
         """
         from .worker import Worker
@@ -252,6 +256,7 @@ class Outbox:
             lease=lease,
             poll_interval=poll_interval,
             batch=batch,
+            mark_ahead=mark_ahead,
             metrics_port=metrics_port,
             stop=stop,
             client_options=client_options,

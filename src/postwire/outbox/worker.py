@@ -50,6 +50,7 @@ __all__ = ["Worker"]
 log = logging.getLogger("postwire.outbox")
 
 
+
 def worker_id() -> str:
     """``host:pid:random``: unique among every worker of an outbox."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -72,6 +73,7 @@ class Worker:
         poll_interval: float = 1.0,
         batch: int = 32,
         keepalive: float = 2.0,
+        mark_ahead: int = 8,
         metrics_port: int | None = None,
         stop: threading.Event | None = None,
         client_options: dict[str, Any] | None = None,
@@ -90,6 +92,8 @@ class Worker:
         self.poll_interval = poll_interval
         self.batch = batch
         self.keepalive = keepalive
+        #: Commit points recorded per commit in a pipelined run (see Delivery._mark).
+        self.mark_ahead = max(1, mark_ahead)
         self.metrics_port = metrics_port
         self.owner = worker_id()
         self._stop = stop or threading.Event()
@@ -293,7 +297,7 @@ class Worker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                ready = storage.ready_routes()
+                ready = storage.ready_routes(limit=self.concurrency * self.batch)
                 if ready:
                     self._nudge_deliveries()  # idle connections take it first
                 self._start(ready)
@@ -303,8 +307,11 @@ class Worker:
                     return
                 timeout = self.poll_interval
                 upcoming = storage.next_ready_at()
-                if upcoming is not None:
-                    timeout = min(timeout, max(0.0, upcoming - storage.now()) + 0.001)
+                now = storage.now()
+                if upcoming is not None and upcoming > now:
+                    # Wake when the next deferred entry is due.  What is ready now is taken by
+                    # the running connections, or by new ones when a slot frees (a wake-up).
+                    timeout = min(timeout, upcoming - now + 0.001)
             except StorageError as exc:
                 log.warning("outbox: cannot read the outbox: %s", exc)
                 timeout = self.poll_interval

@@ -134,6 +134,10 @@ class SQLStorage:
     def _before_transaction(self) -> None:
         """Called before each outermost transaction begins."""
 
+    def _begin(self, statement: str) -> None:
+        """Start a transaction (SQLite retries its write lock its own way)."""
+        self.execute(statement)
+
     def _broken(self) -> bool:
         """Whether the connection is unusable and must be opened again."""
         return False
@@ -252,7 +256,7 @@ class SQLStorage:
             yield
             return
         self._before_transaction()
-        self.execute(begin)
+        self._begin(begin)
         self._in_transaction = True
         try:
             yield

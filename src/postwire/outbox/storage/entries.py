@@ -160,18 +160,23 @@ class EntryOps(SQLStorage):
         if not fresh:
             return {}
         self.executemany(
-            "INSERT INTO outbox_entries (key, message_id, sender, content, size, route, "
+            "INSERT INTO outbox_entries (key, message_id, sender, size, route, "
             "priority, state, ready_at, created_at, updated_at, lifetime_from) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
             [
-                (i.key, i.message_id, i.sender, i.content, len(i.content), i.route, i.priority,
+                (i.key, i.message_id, i.sender, len(i.content), i.route, i.priority,
                  i.ready_at, now, now, now)
                 for i in fresh
             ],
         )  # fmt: skip
         clause, params = self.in_list("key", [i.key for i in fresh])
         rows = self.fetchall(f"SELECT key, id FROM outbox_entries WHERE {clause}", params)
-        return {k: int(i) for k, i in rows}
+        ids = {k: int(i) for k, i in rows}
+        self.executemany(
+            "INSERT INTO outbox_contents (entry_id, content) VALUES (?, ?)",
+            [(ids[i.key], i.content) for i in fresh],
+        )
+        return ids
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -214,7 +219,9 @@ class EntryOps(SQLStorage):
 
     def content(self, entry_id: int) -> bytes:
         """The message as stored (with the Date and Message-ID added at put)."""
-        row = self.fetchone("SELECT content FROM outbox_entries WHERE id = ?", (entry_id,))
+        row = self.fetchone(
+            "SELECT content FROM outbox_contents WHERE entry_id = ?", (entry_id,)
+        )
         if row is None:
             raise EntryNotFound(f"no outbox entry {entry_id}")
         return bytes(row[0])
@@ -335,6 +342,7 @@ class EntryOps(SQLStorage):
                 for table, column in (
                     ("outbox_attempts", "entry_id"),
                     ("outbox_recipients", "entry_id"),
+                    ("outbox_contents", "entry_id"),
                     ("outbox_entries", "id"),
                 ):
                     where, values = self.in_list(column, chunk)

@@ -126,12 +126,22 @@ class LeaseOps(SQLStorage):
                 "lease_until = ?, attempts = attempts + 1, dot_token = NULL, inflight = NULL, "
                 "updated_at = ? WHERE id IN (SELECT id FROM outbox_entries WHERE "
                 f"{where} ORDER BY priority DESC, ready_at, id LIMIT ?{self.claim_lock}) "
-                "RETURNING id, attempts, key, message_id, sender, content, route, lifetime_from",
+                "RETURNING id, attempts, key, message_id, sender, route, lifetime_from",
                 [owner, now + lease, now, *params, limit],
             )
-            recipients = self._recipients_of([int(r[0]) for r in rows])
+            ids = [int(r[0]) for r in rows]
+            recipients = self._recipients_of(ids)
+            contents: dict[int, bytes] = {}
+            for chunk in _chunks(ids):
+                clause, values = self.in_list("entry_id", chunk)
+                contents.update(
+                    (int(i), bytes(c))
+                    for i, c in self.fetchall(
+                        f"SELECT entry_id, content FROM outbox_contents WHERE {clause}", values
+                    )
+                )
         claimed = []
-        for id_, token, key, message_id, sender, content, route_, since in rows:
+        for id_, token, key, message_id, sender, route_, since in rows:
             mine = recipients[int(id_)]
             claimed.append(
                 Claimed(
@@ -140,7 +150,7 @@ class LeaseOps(SQLStorage):
                     key=key,
                     message_id=message_id,
                     sender=sender,
-                    content=bytes(content),
+                    content=contents[int(id_)],
                     route=route_,
                     lifetime_from=float(since),
                     open=tuple(self._open(mine)),
@@ -431,11 +441,16 @@ class LeaseOps(SQLStorage):
 
     # -- what is ready -----------------------------------------------------------------------
 
-    def ready_routes(self) -> dict[str, int]:
-        """How many entries are ready now, by route ('' is the default route)."""
+    def ready_routes(self, limit: int = 10_000) -> dict[str, int]:
+        """How many entries are ready now, by route ('' is the default route).
+
+        At most ``limit`` rows are looked at: enough to know how many
+        connections are worth starting, and a claim-sized scan at most.
+        """
         rows = self.fetchall(
-            "SELECT route, COUNT(*) FROM outbox_entries WHERE ready_at <= ? GROUP BY route",
-            (self.now(),),
+            "SELECT route, COUNT(*) FROM (SELECT route FROM outbox_entries "
+            "WHERE ready_at <= ? LIMIT ?) AS ready GROUP BY route",
+            (self.now(), limit),
         )
         return {route: int(n) for route, n in rows}
 

@@ -1,6 +1,8 @@
 """The outbox's tables, for SQLite and PostgreSQL (the same columns, each one's types).
 
-One row per message (``outbox_entries``: its content, state, lease and fencing token),
+One row per message (``outbox_entries``: its state, lease and fencing token; its content
+apart, in ``outbox_contents``, so that the rows every claim, mark and result rewrites stay
+small and a page holds many of them),
 one per recipient (``outbox_recipients``: its own state and reply), one per attempt
 (``outbox_attempts``: phase reached, reply, worker, times), and the per-relay limits:
 ``outbox_relays`` (window, learned recipient limit, dead time), ``outbox_slots`` (one leased
@@ -29,7 +31,6 @@ CREATE TABLE IF NOT EXISTS outbox_entries (
     key TEXT NOT NULL UNIQUE,
     message_id TEXT,
     sender TEXT NOT NULL,
-    content {blob} NOT NULL,
     size INTEGER NOT NULL,
     route TEXT NOT NULL DEFAULT '',
     priority INTEGER NOT NULL DEFAULT 0,
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS outbox_entries (
     last_code INTEGER,
     last_text TEXT,
     last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS outbox_contents (
+    entry_id {ref} PRIMARY KEY REFERENCES outbox_entries (id) ON DELETE CASCADE,
+    content {blob} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_entries_ready
     ON outbox_entries (route, priority DESC, ready_at) WHERE ready_at IS NOT NULL;
