@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                      # everything (about 5 minutes)
     python benchmarks/run.py --quick              # a smoke run: small numbers, RESULTS.md untouched
-    python benchmarks/run.py --only throughput    # or latency, memory, profile (repeatable)
+    python benchmarks/run.py --only throughput    # or latency, memory, profile, outbox (repeatable)
 
 Servers (smtp-sink, a private Postfix) and the delaying proxy are started on 127.0.0.1 by the
 run that needs them and stopped at its end.  See benchmarks/README.md for what each run measures.
@@ -19,12 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import latency
 import memory
+import outbox_run
 import profiling
 import throughput
 from _common import machine, machine_line
 from results import RESULTS_MD, Section, save
 
-RUNS = ("throughput", "latency", "memory", "profile")
+RUNS = ("throughput", "latency", "memory", "profile", "outbox")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--memory-runs", type=int, help="memory runs (default 3)")
     parser.add_argument("--profile-n", type=int, help="messages for the profile (default 10000)")
+    parser.add_argument("--outbox-n", type=int, help="messages per outbox drain (default 10000)")
+    parser.add_argument("--outbox-runs", type=int, help="interleaved outbox runs (default 3)")
     args = parser.parse_args(argv)
 
     q = args.quick
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.memory_sizes or ([5, 20] if q else [20, 100])
     memory_runs = args.memory_runs or (1 if q else 3)
     profile_n = args.profile_n or (1000 if q else 10000)
+    outbox_n = args.outbox_n or (1000 if q else 10000)
+    outbox_runs = args.outbox_runs or (1 if q else 3)
     only = args.only or list(RUNS)
 
     info = machine()
@@ -85,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             store(name, latency.run(info, latency_n, latency_runs))
         elif name == "memory":
             store(name, memory.run(info, sizes, memory_runs))
+        elif name == "outbox":
+            single = min(2000, outbox_n)
+            store(name, outbox_run.run(info, outbox_n, outbox_runs, single, 20 if q else 100))
         else:
             store(name, profiling.run(info, profile_n))
     elapsed = time.monotonic() - started

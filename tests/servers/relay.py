@@ -12,7 +12,7 @@ asyncio loop in a thread, with faults the outbox must survive, chosen by :class:
   then every ``greeting_421_every``-th);
 - recipients whose local part starts with ``bounce`` get ``550 5.1.1``, ``defer`` ``450 4.2.0``.
 
-Every delivery is recorded (:attr:`ScriptedRelay.deliveries`: time, Message-ID, recipient,
+Every delivery is recorded (:attr:`ScriptedRelay.deliveries`: time, Message-ID, recipient, Subject,
 connection) and every connection's activity span (first and last byte received from the
 client): the chaos tests count lost messages, duplicates, concurrency and rate from these.
 :meth:`ScriptedRelay.restart` closes every connection and listens again on the same port.
@@ -33,6 +33,7 @@ from typing import Any
 __all__ = ["Delivery", "Faults", "ScriptedRelay", "Span"]
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+_SUBJECT = re.compile(rb"^subject:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _ADDRESS = re.compile(r"<([^>]*)>")
 
 
@@ -53,6 +54,7 @@ class Delivery:
     message_id: str
     recipient: str
     connection: int
+    subject: str = ""
 
 
 @dataclass
@@ -310,9 +312,12 @@ class ScriptedRelay:
         found = _MESSAGE_ID.search(bytes(content))
         message_id = found.group(1).decode(errors="replace") if found else ""
         now = proto.session.line_at  # when the "." reached us, not when we got to it
+        head = bytes(content[: content.find(b"\r\n\r\n") + 2])
+        subject = _SUBJECT.search(head)
+        title = subject.group(1).decode(errors="replace") if subject else ""
         with self._lock:
             self.deliveries.extend(
-                Delivery(now, message_id, r, proto.session.number) for r in recipients
+                Delivery(now, message_id, r, proto.session.number, title) for r in recipients
             )
         if self.faults.drop_after_dot(message_id):
             proto.close()

@@ -121,12 +121,12 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     work.add_argument("--config", metavar="PATH", help="the config file (accounts = routes)")
     work.add_argument("--lease", type=parse_duration, default=30.0, help="lease, seconds (30)")
     work.add_argument("--poll", type=parse_duration, default=1.0, help="poll interval (1 s)")
-    work.add_argument("--batch", type=_positive_int, default=32, help="entries per claim (32)")
+    work.add_argument("--batch", type=_positive_int, default=64, help="entries per claim (64)")
     work.add_argument(
         "--mark-ahead",
         type=_positive_int,
-        default=8,
-        help="commit points recorded per commit in a pipelined run (8); a crash leaves "
+        default=32,
+        help="commit points recorded per commit in a pipelined run (32); a crash leaves "
         "at most this many per connection uncertain",
     )
     work.add_argument("--max-connections", type=_positive_int, default=10, help="per relay (10)")

@@ -24,7 +24,7 @@ from .._core.errors import StorageError
 from .storage import FinishItem, MarkItem, Storage
 from .storage.leases import MarkResult
 
-__all__ = ["Committer", "MarkRequest"]
+__all__ = ["Committer", "MarkRequest", "Request"]
 
 log = logging.getLogger("postwire.outbox")
 T = TypeVar("T")
@@ -34,7 +34,7 @@ Finishes = list[FinishItem]
 RETRY_DELAY = 0.2
 
 
-class _Request(Generic[T]):
+class Request(Generic[T]):
     __slots__ = ("done", "error", "fn", "result")
 
     def __init__(self, fn: Callable[[Storage], T]) -> None:
@@ -69,7 +69,7 @@ class Committer:
         self.storage = storage
         self.owner = owner
         self._on_finished = on_finished
-        self._queue: queue.SimpleQueue[_Request[Any] | MarkRequest | list[FinishItem] | None] = (
+        self._queue: queue.SimpleQueue[Request[Any] | MarkRequest | list[FinishItem] | None] = (
             queue.SimpleQueue()
         )
         self._unwritten: list[FinishItem] = []
@@ -88,8 +88,17 @@ class Committer:
 
     def call(self, fn: Callable[[Storage], T]) -> T:
         """Run ``fn(storage)`` in the next group; returns its value or raises its error."""
-        request: _Request[T] = _Request(fn)
+        return self.result(self.call_soon(fn))
+
+    def call_soon(self, fn: Callable[[Storage], T]) -> Request[T]:
+        """Run ``fn(storage)`` in the next group; :meth:`result` waits for it."""
+        request: Request[T] = Request(fn)
         self._queue.put(request)
+        return request
+
+    @staticmethod
+    def result(request: Request[T]) -> T:
+        """The value of a :meth:`call_soon` request (or its error), once committed."""
         request.done.wait()
         if request.error is not None:
             raise request.error
@@ -134,16 +143,16 @@ class Committer:
 
     # -- the thread --------------------------------------------------------------------------
 
-    def _take(self) -> tuple[list[_Request[Any] | MarkRequest], list[FinishItem]]:
+    def _take(self) -> tuple[list[Request[Any] | MarkRequest], list[FinishItem]]:
         """Wait for the first request, then take every one that is there."""
-        requests: list[_Request[Any] | MarkRequest] = []
+        requests: list[Request[Any] | MarkRequest] = []
         finishes: list[FinishItem] = []
         timeout = RETRY_DELAY if self._unwritten else None
         try:
             first = self._queue.get(timeout=timeout)
         except queue.Empty:
             return requests, finishes
-        item: _Request[Any] | MarkRequest | list[FinishItem] | None = first
+        item: Request[Any] | MarkRequest | list[FinishItem] | None = first
         while True:
             if isinstance(item, list):
                 finishes.extend(item)
@@ -166,7 +175,7 @@ class Committer:
             if self._stopping and not self._unwritten and self._queue.empty():
                 return
 
-    def _group(self, requests: list[_Request[Any] | MarkRequest], finishes: Finishes) -> None:
+    def _group(self, requests: list[Request[Any] | MarkRequest], finishes: Finishes) -> None:
         for attempt in range(3):
             try:
                 self._once(requests, finishes)
@@ -181,7 +190,7 @@ class Committer:
                     request.error = None
 
     def _failed(
-        self, requests: list[_Request[Any] | MarkRequest], finishes: Finishes, exc: StorageError
+        self, requests: list[Request[Any] | MarkRequest], finishes: Finishes, exc: StorageError
     ) -> None:
         log.warning("outbox: database error, %d results kept for later: %s", len(finishes), exc)
         self._unwritten = finishes
@@ -190,7 +199,7 @@ class Committer:
             request.done.set()
         threading.Event().wait(RETRY_DELAY)
 
-    def _once(self, requests: list[_Request[Any] | MarkRequest], finishes: Finishes) -> None:
+    def _once(self, requests: list[Request[Any] | MarkRequest], finishes: Finishes) -> None:
         """One group in one transaction; raises StorageError (nothing committed) on failure.
 
         Results first, then the marks (all in one statement), then the other requests

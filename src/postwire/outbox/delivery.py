@@ -30,10 +30,10 @@ from .._core.errors import (
 )
 from .._core.outcomes import never_started
 from ..client import Client
-from .committer import MarkRequest
+from .committer import MarkRequest, Request
 from .policy import OpenRecipient, choose_recipients, decide
 from .routes import Relay
-from .storage import Claimed, FinishItem, MarkItem
+from .storage import Claimed, FinishItem, MarkItem, Storage
 from .storage.leases import MarkResult
 
 if TYPE_CHECKING:
@@ -110,29 +110,62 @@ class Delivery(threading.Thread):
         else:
             client.close()
 
-    def _work(self) -> None:
+    def _claim(self, storage: Storage) -> list[Claimed]:
+        """Lease the next batch (in the committer's thread: held from the moment it is)."""
         worker = self.worker
-        while not worker.stopping and not self.slot_lost.is_set():
-            if not worker.keeper.lease_ok():
-                return
-            try:
-                claims = worker.committer.call(
-                    lambda s: s.claim(self.route, worker.owner, worker.lease, worker.batch)
-                )
-            except StorageError as exc:
-                log.warning("outbox: claim failed: %s", exc)
-                return
-            ids = [c.id for c in claims]
-            self._claimed.update(ids)
-            worker.hold(ids)
-            if not claims:
-                # Keep a live connection a little while: the next put is then fast.
-                connected = self._client is not None and self._client.connected
-                linger = 0.0 if worker.until_empty else worker.keepalive
-                if connected and linger and worker.wait_for_work(linger):
-                    continue
-                return
-            self._send(claims)
+        claims = storage.claim(self.route, worker.owner, worker.lease, worker.batch)
+        ids = [c.id for c in claims]
+        self._claimed.update(ids)
+        worker.hold(ids)
+        return claims
+
+    def _work(self) -> None:
+        """Claim and send batch after batch; the next claim is asked for while one is sent.
+
+        So a connection does not wait for its next batch's transaction.  Not for a
+        rate-limited relay: its batches are slow, and their leases would run meanwhile.
+        """
+        worker = self.worker
+        committer = worker.committer
+        prefetch = worker.limits.rate is None
+        ahead: Request[list[Claimed]] | None = None
+        try:
+            while not worker.stopping and not self.slot_lost.is_set():
+                if not worker.keeper.lease_ok():
+                    return
+                request, ahead = ahead or committer.call_soon(self._claim), None
+                try:
+                    claims = committer.result(request)
+                except StorageError as exc:
+                    log.warning("outbox: claim failed: %s", exc)
+                    return
+                if not claims:
+                    # Keep a live connection a little while: the next put is then fast.
+                    connected = self._client is not None and self._client.connected
+                    linger = 0.0 if worker.until_empty else worker.keepalive
+                    if connected and linger and worker.wait_for_work(linger):
+                        continue
+                    return
+                if prefetch:
+                    ahead = committer.call_soon(self._claim)
+                self._send(claims)
+        finally:
+            if ahead is not None:
+                self._give_back(ahead)
+
+    def _give_back(self, request: Request[list[Claimed]]) -> None:
+        """Release a batch claimed ahead and never sent (no attempt charged)."""
+        worker = self.worker
+        try:
+            claims = worker.committer.result(request)
+        except StorageError:
+            return  # the claim failed, or its leases run out by themselves
+        now = worker.committer.now()
+        worker.committer.finish(
+            [FinishItem(c.id, c.token, None, worker.owner, self.relay.name, now, "claim",
+                        "the connection ended before this batch") for c in claims]
+        )  # fmt: skip
+        self._claimed.difference_update(c.id for c in claims)
 
     # -- one batch ---------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from .._core.envelope import SendResult
 from .._core.outcomes import RecipientVerdict, recipient_outcomes, retry_after
 from .._core.reply import Reply
 from .states import OPEN, RecipientState, State, settle
@@ -182,6 +183,26 @@ def decide(
     recipients that already had a final answer.  ``outcome`` is a
     :class:`~postwire.SendResult` or the error the send gave for this message.
     """
+    if (
+        isinstance(outcome, SendResult)
+        and not outcome.refused
+        and len(sent) == len(open_recipients)
+        and not any(c is not RecipientState.DELIVERED for c in closed)
+    ):
+        # The common case, on the hot path: everyone took it, nobody else is waiting.
+        reply = outcome.reply
+        delivered = RecipientState.DELIVERED
+        return Decision(
+            state=State.SENT,
+            ready_at=None,
+            updates=tuple(
+                RecipientUpdate(r.position, delivered, None, reply.code, reply.text) for r in sent
+            ),
+            outcome="delivered",
+            code=reply.code,
+            text=reply.text,
+            delivered=len(sent),
+        )
     verdicts = recipient_outcomes([r.address for r in sent], outcome)
     age = now - lifetime_from
     lifetime_end = lifetime_from + policy.lifetime

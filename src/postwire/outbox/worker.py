@@ -71,9 +71,9 @@ class Worker:
         limits: RelayLimits | None = None,
         lease: float = 30.0,
         poll_interval: float = 1.0,
-        batch: int = 32,
+        batch: int = 64,
         keepalive: float = 2.0,
-        mark_ahead: int = 8,
+        mark_ahead: int = 32,
         metrics_port: int | None = None,
         stop: threading.Event | None = None,
         client_options: dict[str, Any] | None = None,
@@ -306,7 +306,9 @@ class Worker:
                 if self.until_empty and not ready and not active and storage.busy() == 0:
                     return
                 timeout = self.poll_interval
-                upcoming = storage.next_ready_at()
+                if self.until_empty and not ready:
+                    timeout = min(timeout, 0.1)  # the others may be finishing: look again soon
+                upcoming = storage.next_ready_at() if not ready else None
                 now = storage.now()
                 if upcoming is not None and upcoming > now:
                     # Wake when the next deferred entry is due.  What is ready now is taken by

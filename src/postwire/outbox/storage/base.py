@@ -228,7 +228,14 @@ class SQLStorage:
             self._fail(exc)
         return None if row is None else tuple(row)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    def executemany(
+        self, sql: str, rows: Sequence[Sequence[object]], types: Sequence[str] = ()
+    ) -> None:
+        """Run a per-row statement for every row.
+
+        ``types`` (PostgreSQL type names, one per ``?``) let a backend run it as one
+        statement for all the rows instead (see the backends).
+        """
         if not rows:
             return
         try:

@@ -141,6 +141,7 @@ class EntryOps(SQLStorage):
             "INSERT INTO outbox_recipients (entry_id, position, address, state, ready_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             recipients,
+            ("int8", "int4", "text", "text", "float8", "float8"),
         )
         seen.update(created)
         out: list[tuple[int, bool]] = []
@@ -168,6 +169,8 @@ class EntryOps(SQLStorage):
                  i.ready_at, now, now, now)
                 for i in fresh
             ],
+            ("text", "text", "text", "int4", "text", "int4", "float8", "float8", "float8",
+             "float8"),
         )  # fmt: skip
         clause, params = self.in_list("key", [i.key for i in fresh])
         rows = self.fetchall(f"SELECT key, id FROM outbox_entries WHERE {clause}", params)
@@ -175,6 +178,7 @@ class EntryOps(SQLStorage):
         self.executemany(
             "INSERT INTO outbox_contents (entry_id, content) VALUES (?, ?)",
             [(ids[i.key], i.content) for i in fresh],
+            ("int8", "bytea"),
         )
         return ids
 

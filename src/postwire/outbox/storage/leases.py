@@ -217,7 +217,9 @@ class LeaseOps(SQLStorage):
                     results.append(MARKED)
                 marks.append((item.token, ",".join(map(str, item.positions)), item.id))
             self.executemany(
-                "UPDATE outbox_entries SET dot_token = ?, inflight = ? WHERE id = ?", marks
+                "UPDATE outbox_entries SET dot_token = ?, inflight = ? WHERE id = ?",
+                marks,
+                ("int4", "text", "int8"),
             )
             self.executemany("INSERT INTO outbox_rate (relay, at, n) VALUES (?, ?, ?)", stamps)
         return results
@@ -314,12 +316,14 @@ class LeaseOps(SQLStorage):
                 "error = ?, uncertain = uncertain + ?, updated_at = ? "
                 "WHERE entry_id = ? AND position = ?",
                 recipient_rows,
+                ("text", "float8", "int4", "text", "text", "int4", "float8", "int8", "int4"),
             )
             self.executemany(
                 "UPDATE outbox_entries SET state = ?, ready_at = ?, uncertain = uncertain + ?, "
                 "last_code = ?, last_text = ?, last_error = ?, updated_at = ?, "
                 "lease_owner = NULL, lease_until = NULL WHERE id = ?",
                 entry_rows,
+                ("text", "float8", "int4", "int4", "text", "text", "float8", "int8"),
             )
             self._record_attempts(attempt_rows)
         return written
@@ -335,7 +339,9 @@ class LeaseOps(SQLStorage):
             "phase = excluded.phase, outcome = excluded.outcome, code = excluded.code, "
             "text = excluded.text, detail = excluded.detail",
             rows,
-        )
+            ("int8", "int4", "text", "text", "float8", "float8", "text", "text", "int4", "text",
+             "text"),
+        )  # fmt: skip
 
     # -- heartbeats and the reaper ----------------------------------------------------------
 
@@ -382,7 +388,8 @@ class LeaseOps(SQLStorage):
             self.execute("DELETE FROM outbox_slots WHERE until < ?", (now,))
             rows = self.fetchall(
                 "SELECT id, attempts, dot_token, inflight, lease_owner FROM outbox_entries "
-                f"WHERE state = 'sending' AND lease_until < ? LIMIT ?{self.claim_lock}",
+                "WHERE lease_owner IS NOT NULL AND lease_until < ? AND state = 'sending' "
+                f"LIMIT ?{self.claim_lock}",
                 (now, limit),
             )
             if not rows:
@@ -463,6 +470,6 @@ class LeaseOps(SQLStorage):
 
     def busy(self) -> int:
         """How many entries are being sent (leased), by any worker."""
-        row = self.fetchone("SELECT COUNT(*) FROM outbox_entries WHERE state = 'sending'")
+        row = self.fetchone("SELECT COUNT(*) FROM outbox_entries WHERE lease_owner IS NOT NULL")
         return 0 if row is None else int(row[0])
 

@@ -10,6 +10,9 @@ clocks disagree still agree on when a lease runs out.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +41,32 @@ def psycopg_module() -> Any:
             "a postgresql:// outbox needs psycopg 3: pip install 'postwire[outbox]'"
         ) from None
     return psycopg
+
+
+_VALUES = re.compile(r"VALUES \(([^()]*)\)")
+
+
+@functools.lru_cache(maxsize=64)
+def _unnest(sql: str, types: tuple[str, ...]) -> str:
+    """A per-row UPDATE or INSERT as one statement over ``unnest`` of one array per column.
+
+    ``UPDATE t SET a = ? ... WHERE k = ?`` becomes ``UPDATE t SET a = v.c1 ... FROM
+    unnest(?::type[], ...) AS v (c1, ...) WHERE k = v.cN``; an ``INSERT ... VALUES (...)``
+    selects its row from the arrays.  One round trip and one statement for any number of
+    rows, where ``executemany`` costs the driver a result per row.
+    """
+    counter = itertools.count(1)
+    arrays = ", ".join(f"?::{t}[]" for t in types)
+    names = ", ".join(f"c{i}" for i in range(1, len(types) + 1))
+    source = f"unnest({arrays}) AS v ({names})"
+    if sql.startswith("UPDATE "):
+        body = re.sub(r"\?", lambda _: f"v.c{next(counter)}", sql)
+        head, where = body.split(" WHERE ", 1)
+        return f"{head} FROM {source} WHERE {where}"
+    found = _VALUES.search(sql)
+    assert found is not None, sql
+    row = re.sub(r"\?", lambda _: f"v.c{next(counter)}", found.group(1))
+    return sql[: found.start()] + f"SELECT {row} FROM {source}" + sql[found.end() :]
 
 
 class PostgreSQLStorage(EntryOps, LeaseOps, RelayOps, SQLStorage):
@@ -94,6 +123,15 @@ class PostgreSQLStorage(EntryOps, LeaseOps, RelayOps, SQLStorage):
 
     def _sql(self, text: str) -> str:
         return question_to_format(text)
+
+    def executemany(
+        self, sql: str, rows: Sequence[Sequence[object]], types: Sequence[str] = ()
+    ) -> None:
+        if len(rows) < 2 or not types:
+            super().executemany(sql, rows)
+            return
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        self.execute(_unnest(sql, tuple(types)), columns)
 
     def in_list(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
         return f"{column} = ANY(?)", [list(values)]

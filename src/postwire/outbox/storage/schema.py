@@ -10,9 +10,12 @@ row per open connection) and ``outbox_rate`` (one stamp per final "." of a rate-
 relay).  Times are seconds since the epoch (the database's clock on PostgreSQL).
 
 ``ready_at`` is set while an entry may be claimed and NULL otherwise, so that the claim
-reads one partial index; ``attempts`` counts claims and is the fencing token every write
-by a worker must match; ``dot_token`` equals ``attempts`` once that attempt's final "."
-may have gone out, and ``inflight`` lists the positions of the recipients in it.
+reads one partial index (and a delivered entry leaves it); leased rows have the other
+partial index, for the reaper.  No other index on entries: every claim and result
+updates them, and counting by state, listing and purging can afford a scan.
+``attempts`` counts claims and is the fencing token every write by a worker must match;
+``dot_token`` equals ``attempts`` once that attempt's final "." may have gone out, and
+``inflight`` lists the positions of the recipients in it.
 """
 
 from __future__ import annotations
@@ -54,12 +57,9 @@ CREATE TABLE IF NOT EXISTS outbox_contents (
     content {blob} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_entries_ready
-    ON outbox_entries (route, priority DESC, ready_at) WHERE ready_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS outbox_entries_ready_any
     ON outbox_entries (priority DESC, ready_at) WHERE ready_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbox_entries_leased
-    ON outbox_entries (lease_owner) WHERE lease_owner IS NOT NULL;
-CREATE INDEX IF NOT EXISTS outbox_entries_state ON outbox_entries (state, updated_at);
+    ON outbox_entries (lease_until) WHERE lease_owner IS NOT NULL;
 CREATE TABLE IF NOT EXISTS outbox_recipients (
     entry_id {ref} NOT NULL REFERENCES outbox_entries (id) ON DELETE CASCADE,
     position INTEGER NOT NULL,

@@ -133,7 +133,9 @@ class SQLiteStorage(EntryOps, LeaseOps, RelayOps, SQLStorage):
     def _is_db_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.Error)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    def executemany(
+        self, sql: str, rows: Sequence[Sequence[object]], types: Sequence[str] = ()
+    ) -> None:
         if len(rows) < 2 or not sql.startswith(("UPDATE ", "INSERT ")):
             super().executemany(sql, rows)
             return
