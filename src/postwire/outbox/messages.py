@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from .._core.identification import add_missing_fields, domain_of
+from .._core.identification import add_missing_fields
 from .._core.message import prepare_message
 from ..client._concurrency import iter_content
 from .records import to_epoch
@@ -56,7 +56,9 @@ def new_entry(
             raise TypeError("an async iterable can only be put through AsyncOutbox")
         content = b"".join(iter_content(content))
     envelope = prepared.envelope
-    data, message_id = add_missing_fields(content, domain=domain_of(envelope.sender, domain))
+    # The envelope sender is a bare address: its domain is after the last "@".
+    own = envelope.sender.rpartition("@")[2].strip("[]") if "@" in envelope.sender else ""
+    data, message_id = add_missing_fields(content, domain=own or domain)
     if key is None:
         key = message_id
     if not key or not isinstance(key, str):

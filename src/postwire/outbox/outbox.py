@@ -140,8 +140,10 @@ class Outbox:
     def _store(self, rows: Sequence[NewEntry], now: float) -> list[Entry]:
         results = self._call(lambda s: s.put(rows))
         entries: list[Entry] = []
+        stamp = from_epoch(now)
+        assert stamp is not None
         for row, (entry_id, created) in zip(rows, results, strict=True):
-            entries.append(_fresh(entry_id, row, now) if created else self.get(entry_id))
+            entries.append(_fresh(entry_id, row, now, stamp) if created else self.get(entry_id))
         return entries
 
     # -- looking -----------------------------------------------------------------------------
@@ -281,10 +283,9 @@ class Outbox:
         self.close()
 
 
-def _fresh(entry_id: int, row: NewEntry, now: float) -> Entry:
-    """The entry just stored, without reading it back."""
-    stamp = from_epoch(now)
-    assert stamp is not None
+def _fresh(entry_id: int, row: NewEntry, now: float, stamp: dt.datetime) -> Entry:
+    """The entry just stored, without reading it back (``stamp`` is ``now`` as a datetime)."""
+    ready = stamp if row.ready_at == now else from_epoch(row.ready_at)
     return Entry(
         id=entry_id,
         key=row.key,
@@ -296,11 +297,10 @@ def _fresh(entry_id: int, row: NewEntry, now: float) -> Entry:
         size=len(row.content),
         created_at=stamp,
         updated_at=stamp,
-        next_attempt_at=from_epoch(row.ready_at),
+        next_attempt_at=ready,
         attempts=0,
         uncertain=0,
         recipients=tuple(
-            Recipient(a, RecipientState.PENDING, next_attempt_at=from_epoch(row.ready_at))
-            for a in row.recipients
+            Recipient(a, RecipientState.PENDING, next_attempt_at=ready) for a in row.recipients
         ),
     )

@@ -243,6 +243,18 @@ class SQLStorage:
         except Exception as exc:
             self._fail(exc)
 
+    def insert_returning(
+        self, sql: str, rows: Sequence[Sequence[object]], types: Sequence[str] = ()
+    ) -> list[Row]:
+        """A per-row ``INSERT ... RETURNING`` for every row; the rows it returned.
+
+        The backends run it as one statement for all the rows (see ``executemany``).
+        """
+        found: list[Row] = []
+        for row in rows:
+            found.extend(self.fetchall(sql, row))
+        return found
+
     @contextlib.contextmanager
     def write(self) -> Iterator[None]:
         """A write transaction: committed at the end, rolled back on any error.

@@ -116,22 +116,23 @@ class EntryOps(SQLStorage):
     def _put_chunk(
         self, items: Sequence[NewEntry], now: float, seen: dict[str, int]
     ) -> list[tuple[int, bool]]:
-        keys = list(dict.fromkeys(item.key for item in items if item.key not in seen))
+        candidates: dict[str, NewEntry] = {}
+        for item in items:
+            if item.key not in seen and item.key not in candidates:
+                candidates[item.key] = item
+        # Insert what is new (ON CONFLICT: the key is unique); find the others after.
+        created = self._insert_entries(list(candidates.values()), now)
+        fresh = [item for key, item in candidates.items() if key in created]
         existing: dict[str, int] = {}
-        if keys:
-            clause, params = self.in_list("key", keys)
+        others = [key for key in candidates if key not in created]
+        if others:
+            clause, params = self.in_list("key", others)
             existing = {
                 k: int(i)
                 for i, k in self.fetchall(
                     f"SELECT id, key FROM outbox_entries WHERE {clause}", params
                 )
             }
-        fresh: list[NewEntry] = []
-        for item in items:
-            if item.key not in existing and item.key not in seen:
-                fresh.append(item)
-                seen[item.key] = -1
-        created = self._insert_entries(fresh, now)
         recipients = [
             (created[item.key], position, address, "pending", item.ready_at, now)
             for item in fresh
@@ -156,25 +157,25 @@ class EntryOps(SQLStorage):
                 out.append((seen[item.key], False))
         return out
 
-    def _insert_entries(self, fresh: Sequence[NewEntry], now: float) -> dict[str, int]:
-        """Insert rows whose keys are known to be new; returns their ids by key."""
-        if not fresh:
+    def _insert_entries(self, candidates: Sequence[NewEntry], now: float) -> dict[str, int]:
+        """Insert the rows whose keys are new; returns the ids of those inserted, by key."""
+        if not candidates:
             return {}
-        self.executemany(
+        rows = self.insert_returning(
             "INSERT INTO outbox_entries (key, message_id, sender, size, route, "
             "priority, state, ready_at, created_at, updated_at, lifetime_from) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING RETURNING key, id",
             [
                 (i.key, i.message_id, i.sender, len(i.content), i.route, i.priority,
                  i.ready_at, now, now, now)
-                for i in fresh
+                for i in candidates
             ],
             ("text", "text", "text", "int4", "text", "int4", "float8", "float8", "float8",
              "float8"),
         )  # fmt: skip
-        clause, params = self.in_list("key", [i.key for i in fresh])
-        rows = self.fetchall(f"SELECT key, id FROM outbox_entries WHERE {clause}", params)
         ids = {k: int(i) for k, i in rows}
+        fresh = [i for i in candidates if i.key in ids]
         self.executemany(
             "INSERT INTO outbox_contents (entry_id, content) VALUES (?, ?)",
             [(ids[i.key], i.content) for i in fresh],

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..._core.errors import ConfigError
-from .base import SQLStorage, question_to_format
+from .base import Row, SQLStorage, question_to_format
 from .entries import EntryOps
 from .leases import LeaseOps
 from .relays import RelayOps
@@ -132,6 +132,14 @@ class PostgreSQLStorage(EntryOps, LeaseOps, RelayOps, SQLStorage):
             return
         columns = [list(column) for column in zip(*rows, strict=True)]
         self.execute(_unnest(sql, tuple(types)), columns)
+
+    def insert_returning(
+        self, sql: str, rows: Sequence[Sequence[object]], types: Sequence[str] = ()
+    ) -> list[Row]:
+        if len(rows) < 2 or not types:
+            return super().insert_returning(sql, rows)
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return self.fetchall(_unnest(sql, tuple(types)), columns)
 
     def in_list(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
         return f"{column} = ANY(?)", [list(values)]

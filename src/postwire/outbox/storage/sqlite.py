@@ -23,7 +23,7 @@ from typing import Any
 
 from ..._core.errors import StorageError
 from ..wakeup import nudge_sockets, wake_folder
-from .base import SQLStorage
+from .base import Row, SQLStorage
 from .entries import EntryOps
 from .leases import LeaseOps
 from .relays import RelayOps
@@ -144,6 +144,19 @@ class SQLiteStorage(EntryOps, LeaseOps, RelayOps, SQLStorage):
             chunk = rows[start : start + per]
             params = [value for row in chunk for value in row]
             self.execute(_many(sql, len(chunk)), params)
+
+    def insert_returning(
+        self, sql: str, rows: Sequence[Sequence[object]], types: Sequence[str] = ()
+    ) -> list[Row]:
+        if len(rows) < 2:
+            return super().insert_returning(sql, rows)
+        found: list[Row] = []
+        per = max(1, MAX_PARAMETERS // max(1, len(rows[0])))
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            params = [value for row in chunk for value in row]
+            found.extend(self.fetchall(_many(sql, len(chunk)), params))
+        return found
 
     def after_put(self) -> None:
         nudge_sockets(self.wake_dir)
