@@ -16,7 +16,7 @@ from _common import HERE, table
 
 RESULTS_MD = HERE / "RESULTS.md"
 RESULTS_JSON = HERE / "results.json"
-ORDER = ("throughput", "postfix", "latency", "memory", "profile", "catcher")
+ORDER = ("throughput", "postfix", "latency", "memory", "profile", "catcher", "outbox")
 NOTES_START = "<!-- notes:start (hand-written, kept by run.py) -->"
 NOTES_END = "<!-- notes:end -->"
 

@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick              # a smoke run: small numbers, RESULTS.md untouched
     python benchmarks/run.py --only throughput    # or latency, memory, profile (repeatable)
     python benchmarks/run.py --only catcher       # the mail catcher (needs Chromium)
+    python benchmarks/run.py --only outbox        # the outbox beside django-mailer, post_office
 
 Servers (smtp-sink, a private Postfix) and the delaying proxy are started on 127.0.0.1 by the
 run that needs them and stopped at its end.  See benchmarks/README.md for what each run measures.
@@ -21,12 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import catcher
 import latency
 import memory
+import outbox_run
 import profiling
 import throughput
 from _common import machine, machine_line
 from results import RESULTS_MD, Section, save
 
-RUNS = ("throughput", "latency", "memory", "profile", "catcher")
+RUNS = ("throughput", "latency", "memory", "profile", "catcher", "outbox")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--catcher-n", type=int, help="messages per catcher ingest run (default 5000)"
     )
+    parser.add_argument("--outbox-n", type=int, help="messages per outbox drain (default 10000)")
+    parser.add_argument("--outbox-runs", type=int, help="interleaved outbox runs (default 3)")
     args = parser.parse_args(argv)
 
     q = args.quick
@@ -70,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     memory_runs = args.memory_runs or (1 if q else 3)
     profile_n = args.profile_n or (1000 if q else 10000)
     catcher_n = args.catcher_n or (500 if q else 5000)
+    outbox_n = args.outbox_n or (1000 if q else 10000)
+    outbox_runs = args.outbox_runs or (1 if q else 3)
     only = args.only or list(RUNS)
 
     info = machine()
@@ -93,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             store(name, memory.run(info, sizes, memory_runs))
         elif name == "catcher":
             store(name, catcher.run(info, catcher_n, 2 if q else 3, 2 if q else 5))
+        elif name == "outbox":
+            single = min(2000, outbox_n)
+            store(name, outbox_run.run(info, outbox_n, outbox_runs, single, 20 if q else 100))
         else:
             store(name, profiling.run(info, profile_n))
     elapsed = time.monotonic() - started

@@ -147,3 +147,28 @@ def django_backend_usage() -> int:
     finally:
         backend.close()
     return sent + int(bool(opened))
+def outbox_usage(msg: EmailMessage) -> dict[str, int]:
+    from postwire.outbox import Entry, Outbox, RelayLimits, RetryPolicy, State
+
+    with Outbox("sqlite:///outbox.sqlite3") as outbox:
+        entry: Entry = outbox.put(msg, priority=1, route="work")
+        entries: list[Entry] = outbox.put_many([(b"Subject: x\r\n\r\nx\r\n", "a@x", ["b@y"])])
+        counts: dict[State, int] = outbox.counts()
+        again: Entry = outbox.retry(entry.id)
+        waiting = [e.id for e in outbox.list(State.DEFERRED) if e.next_attempt_at is not None]
+        assert again.id == entry.id and entries and counts and waiting is not None
+        return outbox.work(
+            relay="smtp+starttls://mail.example.org",
+            until_empty=True,
+            policy=RetryPolicy(min_backoff=60, lifetime=86400, uncertain="hold"),
+            limits=RelayLimits(max_connections=4, rate=10),
+        )
+
+
+async def async_outbox_usage(msg: EmailMessage) -> int:
+    from postwire.outbox import AsyncOutbox
+
+    async with AsyncOutbox() as outbox:
+        entry = await outbox.put(msg)
+        await outbox.hold(entry.id)
+        return (await outbox.release(entry.id)).id

@@ -124,7 +124,7 @@ def send_batch(
             if bdat:
                 yield Send(b"".join(group))
                 flight.body = BdatBody(conn, normalize=not env.binary)
-                yield SendBody(flight.body, item.content)
+                yield SendBody(flight.body, item.content, index)
                 flight.end_sent = True
                 flights.append(flight)
                 if (
@@ -179,7 +179,7 @@ def _start_data(
     if isinstance(verdict, DataVerdict):
         f.verdict = verdict
         if verdict is DataVerdict.CONTENT:
-            yield SendBody(DataBody(conn), content)
+            yield SendBody(DataBody(conn), content, f.index)
         else:
             yield Send(conn.end_data())
         f.end_sent = True

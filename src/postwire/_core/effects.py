@@ -84,6 +84,9 @@ class SendBody:
     encoder: BodyEncoder
     #: The message content, opaque to the core: bytes, a file, an (async) iterable.
     content: object = None
+    #: In a batch, the message's index (``send_batch``'s items), so a driver can run a
+    #: per-message end-of-message hook; None for a single transaction.
+    index: int | None = None
 
 
 Effect = Send | Recv | Fill | UpgradeTLS | SendBody

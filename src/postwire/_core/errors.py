@@ -27,13 +27,16 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "DataError",
+    "EntryNotFound",
     "ExtensionNotSupported",
     "GreetingError",
     "HeloError",
+    "LeaseLost",
     "LocalProtocolError",
     "MessageTooLarge",
     "NoCommonMechanism",
     "NoPasswordSource",
+    "OutboxError",
     "PlaintextAuthRefused",
     "PossiblyDelivered",
     "ProtocolError",
@@ -46,6 +49,8 @@ __all__ = [
     "SendmailError",
     "ServerDisconnected",
     "StartTLSError",
+    "StateConflict",
+    "StorageError",
     "TLSError",
     "TLSRequired",
     "Timeout",
@@ -276,3 +281,42 @@ class ConfigError(ValueError):
 
 class NoPasswordSource(ConfigError):
     """A user name is configured, but nothing says where its password comes from."""
+
+
+# --- the outbox (postwire.outbox): the queue, not the SMTP session ----------
+
+
+class OutboxError(Exception):
+    """Root of the outbox's errors: something about the queue failed, not an SMTP step.
+
+    What the relay answered is never one of these: it is recorded on the entry
+    (its state, each recipient's reply, the attempts).
+    """
+
+
+class EntryNotFound(OutboxError, LookupError):
+    """No entry has that id (never put, or purged)."""
+
+
+class StateConflict(OutboxError):
+    """The entry's state does not allow that (hold a sent entry, cancel one being sent...).
+
+    ``state`` is the state the entry was found in.
+    """
+
+    def __init__(self, message: str, *, state: str = "") -> None:
+        super().__init__(message)
+        self.state = state
+
+
+class LeaseLost(OutboxError):
+    """A worker's lease on an entry is gone (expired and reaped, or taken by another worker).
+
+    Every write a worker makes about an entry is fenced by its lease, so a
+    worker that was paused or cut off cannot overwrite the result of the one
+    that took the entry over (design: leases on the row, fenced writes).
+    """
+
+
+class StorageError(OutboxError):
+    """The outbox's database failed or cannot be reached (the cause is chained)."""

@@ -83,12 +83,14 @@ def add_missing_fields(
     the message has now (its own, or the new one), or None when it has none
     and ``message_id`` is false.
     """
-    no_date, no_id = missing_fields(data)
+    header = _header_of(data)  # once: a queue calls this for every message it takes
+    names = {m.group(1).lower() for m in _FIELD.finditer(header)}
+    no_date, no_id = b"date" not in names, b"message-id" not in names
     eol = b"\r\n" if b"\r\n" in data[:1000] or not data else b"\n"
     added: list[bytes] = []
     if no_date and date:
         added.append(b"Date: " + email.utils.formatdate(localtime=True).encode("ascii") + eol)
-    found = None if no_id else message_id_of(data)
+    found = None if no_id else message_id_of(header)
     if no_id and message_id:
         found = make_message_id(domain)
         added.append(b"Message-ID: " + found.encode("ascii") + eol)

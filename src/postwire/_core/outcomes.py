@@ -11,6 +11,7 @@ elsewhere), or possibly delivered (never to be resent blindly).
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from .envelope import SendResult
 from .errors import (
     ConnectError,
     DataError,
+    ExtensionNotSupported,
     PossiblyDelivered,
     ProtocolError,
     RecipientsRefused,
@@ -31,6 +33,8 @@ from .reply import Reply
 
 __all__ = [
     "DataVerdict",
+    "RecipientOutcome",
+    "RecipientVerdict",
     "TransactionReplies",
     "after_end_of_data",
     "before_end_of_data",
@@ -38,8 +42,12 @@ __all__ = [
     "content_rereadable",
     "may_resend_elsewhere",
     "may_resend_in_lock_step",
+    "never_started",
     "not_sent",
     "out_of_step",
+    "recipient_outcomes",
+    "retry_after",
+    "too_many_recipients",
 ]
 
 
@@ -226,6 +234,18 @@ def not_sent(exc: BaseException) -> ServerDisconnected:
     return err
 
 
+def never_started(outcome: object) -> bool:
+    """Whether an outcome is :func:`not_sent`'s: the message's transaction never began.
+
+    A queue sends such a message again at once, without counting an attempt.
+    """
+    return (
+        isinstance(outcome, ServerDisconnected)
+        and not isinstance(outcome, PossiblyDelivered)
+        and outcome.step == "send"
+    )
+
+
 # --- may it be sent again? ------------------------------------------------------------------
 
 
@@ -265,3 +285,131 @@ def may_resend_in_lock_step(message: object, outcome: object) -> bool:
     if not isinstance(message, PreparedMessage) or not content_rereadable(message):
         return False
     return outcome is None or may_resend_elsewhere(outcome) or isinstance(outcome, ProtocolError)
+
+
+# --- what an outcome means for each recipient (a queue's view) ------------------------------
+
+
+class RecipientVerdict(enum.Enum):
+    """What one attempt decided for one recipient of a message."""
+
+    #: The server took the message for this recipient (a 2xx to its RCPT and to the end of data).
+    DELIVERED = "delivered"
+    #: Try again later: a 4xx, or the connection failed before the end of data went out.
+    DEFERRED = "deferred"
+    #: Never again as is: a 5xx for this recipient, or for the whole message.
+    BOUNCED = "bounced"
+    #: The end of data went out and no reply came: possibly delivered (RFC 1047).
+    UNCERTAIN = "uncertain"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientOutcome:
+    """One recipient's verdict, the reply that decided it (None for a failed connection),
+    and a description of the failure when there was no reply."""
+
+    verdict: RecipientVerdict
+    reply: Reply | None = None
+    error: str = ""
+    #: The recipient was refused only because the transaction had too many recipients
+    #: (RFC 5321 §4.5.3.1.10): send it again at once, in another transaction.
+    too_many: bool = False
+
+
+#: RFC 3463 §3.6: X.5.3 "Too many recipients".
+_TOO_MANY_TEXT = re.compile(r"too\s+many\s+recipients", re.IGNORECASE)
+
+
+def too_many_recipients(reply: Reply) -> bool:
+    """Whether a RCPT reply says only "too many recipients in this transaction".
+
+    RFC 5321 §4.5.3.1.10: the reply is 452 (RFC 3463: enhanced code 4.5.3), and
+    clients SHOULD treat a 552 for this reason as temporary too, since RFC 821
+    listed the wrong code.  The recipients refused so go in the next transaction.
+    """
+    if reply.code not in (452, 552):
+        return False
+    status = reply.enhanced_status
+    if status is not None and (status.subject, status.detail) == (5, 3):
+        return True
+    return bool(_TOO_MANY_TEXT.search(reply.text))
+
+
+# "try again in 5 minutes", "retry in 300 seconds", "please retry after 60s"...
+_RETRY_HINT = re.compile(
+    r"(?:try|retry)(?:\s+again)?\s+(?:in|after)\s+(\d{1,6})\s*"
+    r"(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)\b",
+    re.IGNORECASE,
+)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def retry_after(reply: Reply | None) -> float | None:
+    """The delay a 4xx reply asks for in its text, in seconds, if it names one.
+
+    Greylisting servers say when to come back ("450 4.7.1 Greylisted, please
+    try again in 300 seconds"); trying earlier only earns another 4xx.
+    """
+    if reply is None or not reply.is_transient:
+        return None
+    match = _RETRY_HINT.search(reply.text)
+    if match is None:
+        return None
+    return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)[0].lower()])
+
+
+def _by_reply(reply: Reply) -> RecipientOutcome:
+    if reply.is_positive:
+        return RecipientOutcome(RecipientVerdict.DELIVERED, reply)
+    if reply.is_permanent and not too_many_recipients(reply):
+        return RecipientOutcome(RecipientVerdict.BOUNCED, reply)
+    # 4xx, and anything that is neither 2xx nor 5xx: not refused for good.
+    return RecipientOutcome(RecipientVerdict.DEFERRED, reply, too_many=too_many_recipients(reply))
+
+
+def recipient_outcomes(
+    recipients: Sequence[str], outcome: object
+) -> dict[str, RecipientOutcome]:
+    """What one transaction's outcome decided for each of its recipients.
+
+    ``outcome`` is a :class:`SendResult` or the error a send returned or raised
+    for this message.  Accepted recipients of a delivered message are
+    delivered; a recipient refused at RCPT follows its own reply (5xx bounces,
+    4xx defers, "too many recipients" defers for the next transaction at once,
+    RFC 5321 §4.5.3.1.10); a refused sender, DATA or end of data applies its
+    reply to every recipient; a connection that failed before the end of data
+    defers them all (nothing was delivered), and one that failed after it
+    leaves them all uncertain (:class:`PossiblyDelivered`, RFC 1047).
+    """
+    if isinstance(outcome, SendResult):
+        accepted = RecipientOutcome(RecipientVerdict.DELIVERED, outcome.reply)
+        return {
+            rcpt: _by_reply(outcome.refused[rcpt]) if rcpt in outcome.refused else accepted
+            for rcpt in recipients
+        }
+    if isinstance(outcome, PossiblyDelivered):
+        uncertain = RecipientOutcome(RecipientVerdict.UNCERTAIN, None, str(outcome))
+        return dict.fromkeys(recipients, uncertain)
+    if isinstance(outcome, RecipientsRefused):
+        found = {rcpt: _by_reply(reply) for rcpt, reply in outcome.refused.items()}
+        # Every recipient was refused; one not listed (a policy refusal) waits for a retry.
+        missing = RecipientOutcome(RecipientVerdict.DEFERRED, outcome.reply, str(outcome))
+        return {rcpt: found.get(rcpt, missing) for rcpt in recipients}
+    if isinstance(outcome, (SenderRefused, DataError)):
+        # The sender, DATA or the end of data was refused: the reply decides for everyone.
+        decided = _by_reply(outcome.reply)
+        decided = RecipientOutcome(decided.verdict, outcome.reply, str(outcome))
+        return dict.fromkeys(recipients, decided)
+    if (isinstance(outcome, ExtensionNotSupported) and outcome.step == "MAIL") or isinstance(
+        outcome, (ValueError, TypeError)
+    ):
+        # This message cannot go through this server as it is (too large for its SIZE, needs
+        # SMTPUTF8 or 8BITMIME it lacks; RFC 3463 5.3.4, 5.6.7), or cannot be sent at all.
+        bounced = RecipientOutcome(RecipientVerdict.BOUNCED, None, str(outcome))
+        return dict.fromkeys(recipients, bounced)
+    # A dropped connection, a 421, a timeout before the end of data, a local cancel, a
+    # refused greeting, EHLO, TLS or AUTH (the session, not this message), a connection
+    # that could not be made: nothing was delivered; try again later.
+    reply = outcome.reply if isinstance(outcome, SMTPError) else None
+    deferred = RecipientOutcome(RecipientVerdict.DEFERRED, reply, str(outcome))
+    return dict.fromkeys(recipients, deferred)

@@ -1,7 +1,7 @@
 """The top-level parser of ``postwire`` and what each command runs.
 
 Each command's parser and work live in its own module (``send``, ``probe``,
-``capture``, ``sendmail_mode``, ``demo``); modules are imported only when
+``capture``, ``outbox``, ``sendmail_mode``, ``demo``); modules are imported only when
 their command runs, so ``postwire --help`` stays quick.
 """
 
@@ -31,7 +31,8 @@ configuration (lowest to highest priority):
                 POSTWIRE_PASSWORD_ENV (name of the variable holding the password),
                 POSTWIRE_PASSWORD_FILE, POSTWIRE_PASSWORD_COMMAND, POSTWIRE_FROM,
                 POSTWIRE_TIMEOUT, POSTWIRE_PROXY, POSTWIRE_DKIM_KEY,
-                POSTWIRE_DKIM_SELECTOR, POSTWIRE_DKIM_DOMAIN
+                POSTWIRE_DKIM_SELECTOR, POSTWIRE_DKIM_DOMAIN,
+                POSTWIRE_OUTBOX (the outbox database URL of `postwire outbox`)
   options       --server, --tls, --cafile, --tls-fingerprint, --proxy, --lmtp,
                 --timeout, --user, --password-*, --dkim-*
 
@@ -79,7 +80,7 @@ def _join_dash_values(argv: list[str]) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``postwire`` (``sendmail`` has its own, sendmail-style)."""
-    from . import capture, probe, send
+    from . import capture, outbox, probe, send
 
     parser = _Parser(
         prog="postwire",
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_parser(sub, COMMAND_EPILOG)
     capture.add_parser(sub, SERVER_EPILOG)
+    outbox.add_parser(sub, COMMAND_EPILOG)
     demo = sub.add_parser(
         "demo",
         help="send a sample message through an embedded local capture server",
@@ -129,6 +131,10 @@ def _dispatch(argv: list[str]) -> int:
         from .capture import run as run_capture
 
         return run_capture(args)
+    if args.command == "outbox":
+        from .outbox import run as run_outbox
+
+        return run_outbox(args)
     return Exit.USAGE  # pragma: no cover - argparse refuses unknown commands
 
 

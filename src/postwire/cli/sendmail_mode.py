@@ -20,6 +20,9 @@ accepted and ignored: ``-o*`` except ``-oi``, ``-B``, ``-X``, ``-h``, ``-L``,
     -C, --config PATH    the config file
     -a, --account NAME   the account in the config file
     -v, --transcript     print the SMTP exchange on stderr
+    --queue              when the relay cannot take the message now (no connection, a
+                         4xx), put it into the outbox and succeed, as msmtpq does
+    --db URL             the outbox for --queue (default $POSTWIRE_OUTBOX)
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .._core.dsn import DSN
+from .._core.errors import ConnectError, PossiblyDelivered, RecipientsRefused, SMTPError
 from ..config import Settings, load_settings
 from .connection import target_from
 from .exits import CLIError, Exit
@@ -64,6 +68,9 @@ for the config file and the POSTWIRE_* variables).  Options:
   -C, --config PATH     the config file
   -a, --account NAME    the account to use
   -v, --transcript      print the SMTP exchange on stderr
+  --queue               when the relay cannot take it now, queue it in the outbox
+                        (`postwire outbox work` delivers it later) and exit 0
+  --db URL              the outbox for --queue (default $POSTWIRE_OUTBOX)
 
 DKIM signing comes from the account's dkim_key, dkim_selector and dkim_domain settings
 (or POSTWIRE_DKIM_KEY, POSTWIRE_DKIM_SELECTOR, POSTWIRE_DKIM_DOMAIN).
@@ -82,6 +89,8 @@ class SendmailArgs:
     account: str | None = None
     transcript: bool = False
     help: bool = False
+    queue: bool = False
+    db: str | None = None
     recipients: list[str] = field(default_factory=list)
     dsn_notify: str | None = None
     dsn_ret: str | None = None
@@ -90,12 +99,12 @@ class SendmailArgs:
 
 def _long_option(args: SendmailArgs, arg: str, rest: list[str]) -> None:
     name, eq, value = arg.partition("=")
-    if name in ("--help", "--transcript"):
+    if name in ("--help", "--transcript", "--queue"):
         if eq:
             raise CLIError(f"option {name} takes no value", Exit.USAGE)
         setattr(args, name[2:], True)
         return
-    if name not in ("--config", "--account"):
+    if name not in ("--config", "--account", "--db"):
         raise CLIError(f"unknown option {name}", Exit.USAGE)
     if not eq:
         if not rest:
@@ -230,11 +239,63 @@ def run_sendmail_mode(argv: Sequence[str]) -> int:
         message = _outgoing(args, settings, _read_stdin(args.ignore_dots))
         target = target_from(settings, missing_password=Exit.CONFIG)
         transcript = Transcript(sys.stderr) if args.transcript else None
-        result = send_one(target, message, transcript)
+        try:
+            result = send_one(target, message, transcript)
+        except SMTPError as exc:
+            later = _later(exc, message.recipients) if args.queue else []
+            if not later:
+                raise
+            return _queue(args, message, later, exc)
     except Exception as exc:
         return report_failure(exc, as_json=False)
     refused = result["refused"]
     assert isinstance(refused, dict)
+    transient = [a for a, r in refused.items() if 400 <= int(r["code"]) < 500]
     for addr, reply in refused.items():
+        if args.queue and addr in transient:
+            continue
         print_error(f"recipient refused: {addr}: {reply['code']} {one_line(reply['text'])}")
+    if args.queue and transient:
+        code = _queue(args, message, transient, None)
+        permanent = len(refused) > len(transient)
+        return int(Exit.NOUSER) if permanent and code == Exit.OK else code
     return int(str(result["exit_code"]))
+
+
+def _later(exc: SMTPError, recipients: Sequence[str]) -> list[str]:
+    """The recipients to queue after ``exc``: those the relay could not take *now*.
+
+    Never a message that may have been delivered (the connection broke after its
+    end of data): queueing it could deliver it twice (RFC 1047).
+    """
+    if isinstance(exc, PossiblyDelivered):
+        return []
+    if isinstance(exc, RecipientsRefused):
+        return [a for a, r in exc.refused.items() if r.is_transient]
+    if exc.is_transient or isinstance(exc, ConnectError):
+        return list(recipients)
+    return []
+
+
+def _queue(args: SendmailArgs, message: Outgoing, recipients: list[str], exc: object) -> int:
+    """Put the message for ``recipients`` into the outbox; say so on stderr."""
+    from ..outbox import Outbox
+
+    content = message.content
+    assert isinstance(content, bytes)
+    try:
+        with Outbox(args.db) as outbox:
+            entry = outbox.put(
+                content, sender=message.sender, recipients=recipients, route=args.account
+            )
+    except Exception as failure:
+        print_error(f"could not queue the message: {failure}")
+        if exc is not None:
+            print_error(exc)
+        return int(Exit.TEMPFAIL)
+    why = f" ({one_line(exc)})" if exc is not None else ""
+    print_error(
+        f"relay unavailable{why}: queued as outbox entry {entry.id} for "
+        f"{', '.join(recipients)}; `postwire outbox work` sends it"
+    )
+    return int(Exit.OK)

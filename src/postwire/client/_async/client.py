@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import socket
@@ -219,7 +220,13 @@ class AsyncClient(BaseClient):
         finally:
             driver.deadline = None
 
-    async def send_many(self, messages: Iterable[object], *, window: int = 8) -> list[Outcome]:
+    async def send_many(
+        self,
+        messages: Iterable[object],
+        *,
+        window: int = 8,
+        end_of_message: Callable[[int], object] | None = None,
+    ) -> list[Outcome]:
         """Send several messages over this connection; one outcome per message, in order.
 
         Each item is an ``EmailMessage`` or a ``(message, sender,
@@ -228,11 +235,30 @@ class AsyncClient(BaseClient):
         messages in flight).  An outcome is a :class:`SendResult` or the
         error for that message: a refused message does not stop the others;
         a broken connection does, and the messages not sent get its error.
+
+        ``end_of_message``, when given, is called with a message's index in
+        ``messages`` after its content and right before its final ``.`` (or
+        ``BDAT ... LAST``), as ``send``'s hook is (for the asyncio client it
+        may be a coroutine function): a queue records there that the message
+        may be delivered from now on.  An exception from it cancels that
+        message and closes the connection; raise
+        :class:`~postwire.errors.CancelledSend` to have it reported as that
+        message's outcome, the earlier messages keeping theirs and the later
+        ones reported not sent.
         """
-        return [outcome async for outcome in self.send_many_iter(messages, window=window)]
+        return [
+            outcome
+            async for outcome in self.send_many_iter(
+                messages, window=window, end_of_message=end_of_message
+            )
+        ]
 
     async def send_many_iter(
-        self, messages: Iterable[object], *, window: int = 8
+        self,
+        messages: Iterable[object],
+        *,
+        window: int = 8,
+        end_of_message: Callable[[int], object] | None = None,
     ) -> AsyncIterator[Outcome]:
         """:meth:`send_many`, handing out each outcome as soon as it is known.
 
@@ -250,7 +276,7 @@ class AsyncClient(BaseClient):
                 # The connection is held for one run, not across the yields below: the
                 # consumer may use the client between runs, or stop iterating at any time.
                 async with self._busy:
-                    broken = await self._run_once(run, outcomes, window)
+                    broken = await self._run_once(run, outcomes, window, end_of_message)
             for index, _ in run:
                 yield outcomes[index]
 
@@ -259,11 +285,12 @@ class AsyncClient(BaseClient):
         run: list[tuple[int, PreparedMessage | BaseException]],
         outcomes: dict[int, Outcome],
         window: int,
+        end_of_message: Callable[[int], object] | None,
     ) -> BaseException | None:
         """One run, resent in lock-step on a new connection if pipelining broke it."""
         self._require()
         pipelined = self._pipelines()
-        broken = await self._send_run(run, outcomes, window)
+        broken = await self._send_run(run, outcomes, window, end_of_message)
         redo = self._pipelining_fallback(broken, pipelined, run, outcomes)
         if redo is None:
             return broken
@@ -272,13 +299,14 @@ class AsyncClient(BaseClient):
             await self._connect()
         except (SMTPError, OSError) as exc:
             return exc
-        return await self._send_run(redo, outcomes, window)
+        return await self._send_run(redo, outcomes, window, end_of_message)
 
     async def _send_run(
         self,
         run: list[tuple[int, PreparedMessage | BaseException]],
         outcomes: dict[int, Outcome],
         window: int,
+        end_of_message: Callable[[int], object] | None = None,
     ) -> BaseException | None:
         """Send one run of messages; returns the error that broke the connection, if any."""
         driver = self._require()
@@ -288,15 +316,19 @@ class AsyncClient(BaseClient):
                     send_batch(
                         driver.conn, iter(run), outcomes.__setitem__,
                         chunking=self.chunking, window=window,
-                    )
+                    ),
+                    message_hook=end_of_message,
                 )  # fmt: skip
             else:
                 for index, item in run:
                     if isinstance(item, BaseException):
                         outcomes[index] = item
                         continue
+                    hook = None
+                    if end_of_message is not None:
+                        hook = functools.partial(end_of_message, index)
                     try:
-                        outcomes[index] = await self._send_one(driver, item)
+                        outcomes[index] = await self._send_one(driver, item, hook)
                     except (SMTPError, OSError) as exc:
                         # The message whose own transaction broke the connection keeps its
                         # error (PossiblyDelivered after the final "."); the rest were not sent.
@@ -309,13 +341,17 @@ class AsyncClient(BaseClient):
         return None
 
     async def _send_one(
-        self, driver: AsyncDriver, prepared: PreparedMessage
+        self,
+        driver: AsyncDriver,
+        prepared: PreparedMessage,
+        hook: Callable[[], object] | None = None,
     ) -> SendResult | SMTPError:
         """One transaction; a refusal is returned, a broken connection raised."""
         try:
             return await driver.run(
                 self._transaction(driver.conn, prepared),
                 size=prepared.envelope.size or 0,
+                hook=hook,
             )
         except SMTPError as exc:
             if not self.connected:

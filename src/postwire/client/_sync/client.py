@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import socket
@@ -221,7 +222,13 @@ class Client(BaseClient):
         finally:
             driver.deadline = None
 
-    def send_many(self, messages: Iterable[object], *, window: int = 8) -> list[Outcome]:
+    def send_many(
+        self,
+        messages: Iterable[object],
+        *,
+        window: int = 8,
+        end_of_message: Callable[[int], object] | None = None,
+    ) -> list[Outcome]:
         """Send several messages over this connection; one outcome per message, in order.
 
         Each item is an ``EmailMessage`` or a ``(message, sender,
@@ -230,11 +237,30 @@ class Client(BaseClient):
         messages in flight).  An outcome is a :class:`SendResult` or the
         error for that message: a refused message does not stop the others;
         a broken connection does, and the messages not sent get its error.
+
+        ``end_of_message``, when given, is called with a message's index in
+        ``messages`` after its content and right before its final ``.`` (or
+        ``BDAT ... LAST``), as ``send``'s hook is (for the asyncio client it
+        may be a coroutine function): a queue records there that the message
+        may be delivered from now on.  An exception from it cancels that
+        message and closes the connection; raise
+        :class:`~postwire.errors.CancelledSend` to have it reported as that
+        message's outcome, the earlier messages keeping theirs and the later
+        ones reported not sent.
         """
-        return [outcome for outcome in self.send_many_iter(messages, window=window)]
+        return [
+            outcome
+            for outcome in self.send_many_iter(
+                messages, window=window, end_of_message=end_of_message
+            )
+        ]
 
     def send_many_iter(
-        self, messages: Iterable[object], *, window: int = 8
+        self,
+        messages: Iterable[object],
+        *,
+        window: int = 8,
+        end_of_message: Callable[[int], object] | None = None,
     ) -> Iterator[Outcome]:
         """:meth:`send_many`, handing out each outcome as soon as it is known.
 
@@ -252,7 +278,7 @@ class Client(BaseClient):
                 # The connection is held for one run, not across the yields below: the
                 # consumer may use the client between runs, or stop iterating at any time.
                 with self._busy:
-                    broken = self._run_once(run, outcomes, window)
+                    broken = self._run_once(run, outcomes, window, end_of_message)
             for index, _ in run:
                 yield outcomes[index]
 
@@ -261,11 +287,12 @@ class Client(BaseClient):
         run: list[tuple[int, PreparedMessage | BaseException]],
         outcomes: dict[int, Outcome],
         window: int,
+        end_of_message: Callable[[int], object] | None,
     ) -> BaseException | None:
         """One run, resent in lock-step on a new connection if pipelining broke it."""
         self._require()
         pipelined = self._pipelines()
-        broken = self._send_run(run, outcomes, window)
+        broken = self._send_run(run, outcomes, window, end_of_message)
         redo = self._pipelining_fallback(broken, pipelined, run, outcomes)
         if redo is None:
             return broken
@@ -274,13 +301,14 @@ class Client(BaseClient):
             self._connect()
         except (SMTPError, OSError) as exc:
             return exc
-        return self._send_run(redo, outcomes, window)
+        return self._send_run(redo, outcomes, window, end_of_message)
 
     def _send_run(
         self,
         run: list[tuple[int, PreparedMessage | BaseException]],
         outcomes: dict[int, Outcome],
         window: int,
+        end_of_message: Callable[[int], object] | None = None,
     ) -> BaseException | None:
         """Send one run of messages; returns the error that broke the connection, if any."""
         driver = self._require()
@@ -290,15 +318,19 @@ class Client(BaseClient):
                     send_batch(
                         driver.conn, iter(run), outcomes.__setitem__,
                         chunking=self.chunking, window=window,
-                    )
+                    ),
+                    message_hook=end_of_message,
                 )  # fmt: skip
             else:
                 for index, item in run:
                     if isinstance(item, BaseException):
                         outcomes[index] = item
                         continue
+                    hook = None
+                    if end_of_message is not None:
+                        hook = functools.partial(end_of_message, index)
                     try:
-                        outcomes[index] = self._send_one(driver, item)
+                        outcomes[index] = self._send_one(driver, item, hook)
                     except (SMTPError, OSError) as exc:
                         # The message whose own transaction broke the connection keeps its
                         # error (PossiblyDelivered after the final "."); the rest were not sent.
@@ -311,13 +343,17 @@ class Client(BaseClient):
         return None
 
     def _send_one(
-        self, driver: Driver, prepared: PreparedMessage
+        self,
+        driver: Driver,
+        prepared: PreparedMessage,
+        hook: Callable[[], object] | None = None,
     ) -> SendResult | SMTPError:
         """One transaction; a refusal is returned, a broken connection raised."""
         try:
             return driver.run(
                 self._transaction(driver.conn, prepared),
                 size=prepared.envelope.size or 0,
+                hook=hook,
             )
         except SMTPError as exc:
             if not self.connected:

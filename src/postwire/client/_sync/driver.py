@@ -14,6 +14,7 @@ each of them an outcome.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections.abc import Callable, Generator
@@ -94,8 +95,13 @@ class Driver:
         size: int = 0,
         hook: Callable[[], object] | None = None,
         cancel: CancelHandle | None = None,
+        message_hook: Callable[[int], object] | None = None,
     ) -> T:
         """Perform the procedure's effects until it returns; return its value.
+
+        ``hook`` runs before the final "." of a single transaction;
+        ``message_hook`` before that of each message of a batch, with the
+        message's index (the ``SendBody`` effect carries it).
 
         A refusal the procedure decided on leaves the session usable; any other
         failure (I/O, timeout, cancellation, protocol error) closes the
@@ -129,7 +135,10 @@ class Driver:
                         if len(self.out) >= FLUSH_AT:
                             self._flush()
                     elif isinstance(effect, SendBody):
-                        self._send_body(effect.encoder, effect.content, hook, cancel)
+                        body_hook = hook
+                        if message_hook is not None and effect.index is not None:
+                            body_hook = functools.partial(message_hook, effect.index)
+                        self._send_body(effect.encoder, effect.content, body_hook, cancel)
                     else:
                         self._flush()
                         self._upgrade()

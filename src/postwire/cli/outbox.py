@@ -1,0 +1,467 @@
+"""``postwire outbox``: put messages into the outbox, work it off, look at it, act on entries.
+
+::
+
+    postwire outbox put [FILE|-] [--from A] [--to A]... [--route ACCOUNT] [--key K]
+    postwire outbox work [--concurrency N] [--until-empty] [--relay URL] [--rate R] ...
+    postwire outbox status | list [--state S] | show ID
+    postwire outbox retry|hold|release|cancel ID...
+    postwire outbox purge --older-than 7d
+
+Every subcommand takes ``--db URL`` (``sqlite:///path``, ``postgresql://...``; default
+``$POSTWIRE_OUTBOX``, else ``~/.local/share/postwire/outbox.sqlite3``) and ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from .._core.errors import ConfigError, EntryNotFound, OutboxError, StateConflict, StorageError
+from ..config import Settings, load_settings
+from .exits import CLIError, Exit
+from .output import print_error, print_json, reply_json
+
+__all__ = ["add_parser", "parse_duration", "run"]
+
+DESCRIPTION = """\
+The outbox: a durable queue of outgoing mail (SQLite by default, PostgreSQL for many
+workers on many machines).  `put` queues a message and returns once it is stored; `work`
+delivers through the config file's accounts (an entry's route names one; no route: the
+default account) or through one --relay URL, retrying what the relay defers."""
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """``30``, ``30s``, ``5m``, ``2h``, ``7d``, ``1w`` as seconds."""
+    found = _DURATION.match(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"not a duration (like 30s, 5m, 2h, 7d): {text!r}")
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+def _when(text: str) -> float:
+    """``--not-before``: an ISO 8601 time, or a duration from now (``+10m``)."""
+    if text.startswith("+"):
+        return time.time() + parse_duration(text[1:])
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time (ISO 8601) or +DURATION: {text!r}") from None
+    return when.timestamp()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1: {text!r}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="the outbox: sqlite:///PATH or postgresql://... (default $POSTWIRE_OUTBOX, "
+        "else ~/.local/share/postwire/outbox.sqlite3)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
+    """Add the ``outbox`` command and its subcommands to ``sub``."""
+    parser = sub.add_parser(
+        "outbox",
+        help="a durable queue: put, work, status, list, show, retry, hold, release, cancel, purge",
+        description=DESCRIPTION,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="outbox_command", required=True, metavar="COMMAND")
+
+    put = commands.add_parser("put", help="queue a message (a file, stdin, or built from options)")
+    put.add_argument("file", nargs="?", metavar="FILE", help="the message (- for stdin)")
+    put.add_argument("--from", dest="from_", metavar="ADDR", help="the envelope sender")
+    for name in ("to", "cc", "bcc"):
+        put.add_argument(f"--{name}", action="append", default=[], metavar="ADDR")
+    put.add_argument("--subject", metavar="TEXT", help="build a message with this subject")
+    put.add_argument("--body", metavar="TEXT")
+    put.add_argument("--body-file", metavar="PATH")
+    put.add_argument("--attach", action="append", default=[], metavar="PATH")
+    put.add_argument("--key", help="idempotency key (default: the Message-ID)")
+    put.add_argument("--priority", type=int, default=0, help="higher goes first (default 0)")
+    put.add_argument("--not-before", type=_when, metavar="WHEN", help="ISO time or +DURATION")
+    put.add_argument("--route", metavar="ACCOUNT", help="the config-file account to send through")
+    put.add_argument("--config", metavar="PATH", help="the config file (for the default sender)")
+    _common(put)
+
+    work = commands.add_parser("work", help="deliver queued messages until stopped")
+    work.add_argument("--concurrency", type=_positive_int, default=4, help="connections (4)")
+    work.add_argument(
+        "--until-empty",
+        action="store_true",
+        help="stop when nothing is ready and nothing is being sent (deferred entries wait)",
+    )
+    work.add_argument("--relay", metavar="URL", help="send everything through this SMTP URL")
+    work.add_argument("--config", metavar="PATH", help="the config file (accounts = routes)")
+    work.add_argument("--lease", type=parse_duration, default=30.0, help="lease, seconds (30)")
+    work.add_argument("--poll", type=parse_duration, default=1.0, help="poll interval (1 s)")
+    work.add_argument("--batch", type=_positive_int, default=64, help="entries per claim (64)")
+    work.add_argument(
+        "--mark-ahead",
+        type=_positive_int,
+        default=32,
+        help="commit points recorded per commit in a pipelined run (32); a crash leaves "
+        "at most this many per connection uncertain",
+    )
+    work.add_argument("--max-connections", type=_positive_int, default=10, help="per relay (10)")
+    work.add_argument("--initial-connections", type=_positive_int, default=5, help="slow start")
+    work.add_argument("--rate", type=float, help="messages per second per relay, all workers")
+    work.add_argument("--min-backoff", type=parse_duration, default=300.0)
+    work.add_argument("--max-backoff", type=parse_duration, default=4000.0)
+    work.add_argument("--lifetime", type=parse_duration, default=5 * 86400.0)
+    work.add_argument("--max-recipients", type=_positive_int, default=100)
+    work.add_argument("--uncertain", choices=("resend", "hold"), default="resend")
+    work.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1")
+    work.add_argument("--timeout", type=parse_duration, help="per network step (default 60 s)")
+    work.add_argument("--cafile", metavar="PATH", help="trust this CA file for the relays")
+    work.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    _common(work)
+
+    status = commands.add_parser("status", help="entries by state, the oldest, the relays")
+    _common(status)
+    listing = commands.add_parser("list", help="entries, newest first")
+    listing.add_argument("--state", help="only entries in this state")
+    listing.add_argument("--limit", type=_positive_int, default=50)
+    _common(listing)
+    show = commands.add_parser("show", help="one entry: recipients, replies, attempts")
+    show.add_argument("id", type=int)
+    show.add_argument("--message", action="store_true", help="print the stored message")
+    _common(show)
+    for name, text in (
+        ("retry", "try again now (deferred, uncertain, held, bounced, expired)"),
+        ("hold", "set aside until release"),
+        ("release", "put a held (or held uncertain) entry back to work"),
+        ("cancel", "withdraw an entry that is not being sent"),
+    ):
+        action = commands.add_parser(name, help=text)
+        action.add_argument("ids", type=int, nargs="+", metavar="ID")
+        _common(action)
+    purge = commands.add_parser("purge", help="delete old final entries (their keys are freed)")
+    purge.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
+    purge.add_argument("--state", action="append", help="only these final states")
+    _common(purge)
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def _exit_for(exc: BaseException) -> int:
+    if isinstance(exc, EntryNotFound):
+        return Exit.NOINPUT
+    if isinstance(exc, StateConflict):
+        return Exit.DATAERR
+    if isinstance(exc, StorageError):
+        return Exit.TEMPFAIL  # the database is away: try again later
+    if isinstance(exc, ConfigError):
+        return Exit.CONFIG
+    return Exit.SOFTWARE
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``postwire outbox ...``; returns the exit code."""
+    from ..outbox import Outbox
+
+    handlers: dict[str, Callable[[Outbox, argparse.Namespace], int]] = {
+        "put": _put,
+        "status": _status,
+        "list": _list,
+        "show": _show,
+        "retry": _act,
+        "hold": _act,
+        "release": _act,
+        "cancel": _act,
+        "purge": _purge,
+    }
+    if args.outbox_command == "work":
+        return _work(args)
+    try:
+        with Outbox(args.db) as outbox:
+            return handlers[args.outbox_command](outbox, args)
+    except (OutboxError, ConfigError) as exc:
+        print_error(exc)
+        return _exit_for(exc)
+
+
+def _put(outbox: Any, args: argparse.Namespace) -> int:
+    from .send import outgoing
+
+    try:
+        settings = load_settings(Settings(), config=args.config, account=None)
+    except ConfigError:
+        settings = Settings()  # the worker's machine has the accounts; the sender is in the message
+    try:
+        with contextlib.ExitStack() as closing:
+            message = outgoing(args, settings, closing)
+            entry = outbox.put(
+                message.content,
+                sender=message.sender,
+                recipients=message.recipients,
+                key=args.key,
+                priority=args.priority,
+                not_before=args.not_before,
+                route=args.route,
+            )
+    except CLIError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise CLIError(str(exc), Exit.DATAERR) from None
+    if args.json:
+        print_json(_entry_json(entry))
+    else:
+        print(f"{entry.id} {entry.state.value} {entry.key}")
+    return Exit.OK
+
+
+def _status(outbox: Any, args: argparse.Namespace) -> int:
+    counts = outbox.counts()
+    oldest = outbox.oldest_age()
+    relays = outbox.relays()
+    if args.json:
+        print_json(
+            {
+                "counts": {state.value: n for state, n in counts.items()},
+                "oldest_waiting_seconds": oldest,
+                "relays": [
+                    {
+                        "relay": r.relay,
+                        "connections": r.connections,
+                        "window": r.window,
+                        "max_connections": r.max_connections,
+                        "rate": r.rate,
+                        "recipient_limit": r.recipient_limit,
+                        "dead_until": _time(r.dead_until),
+                    }
+                    for r in relays
+                ],
+            }
+        )
+        return Exit.OK
+    for state, n in counts.items():
+        print(f"{state.value:<10} {n}")
+    print(f"oldest waiting: {'-' if oldest is None else f'{oldest:.0f} s'}")
+    for r in relays:
+        rate = f", rate {r.rate:g}/s" if r.rate else ""
+        limit = f", at most {r.recipient_limit} recipients" if r.recipient_limit else ""
+        dead = f", dead until {_time(r.dead_until)}" if r.dead_until else ""
+        print(
+            f"relay {r.relay}: {r.connections} connections "
+            f"(window {r.window} of {r.max_connections}){rate}{limit}{dead}"
+        )
+    return Exit.OK
+
+
+def _list(outbox: Any, args: argparse.Namespace) -> int:
+    entries = outbox.list(args.state, limit=args.limit)
+    if args.json:
+        print_json([_entry_json(e) for e in entries])
+        return Exit.OK
+    for e in entries:
+        last = e.last_reply or e.last_error or ""
+        print(
+            f"{e.id:>6} {e.state.value:<9} {e.created_at:%Y-%m-%d %H:%M:%S} "
+            f"{e.sender} -> {', '.join(r.address for r in e.recipients)}"
+            + (f"  [{str(last).splitlines()[0][:80]}]" if last else "")
+        )
+    return Exit.OK
+
+
+def _show(outbox: Any, args: argparse.Namespace) -> int:
+    if args.message:
+        sys.stdout.buffer.write(outbox.message(args.id))
+        return Exit.OK
+    entry = outbox.get(args.id)
+    if args.json:
+        print_json(_entry_json(entry))
+        return Exit.OK
+    print(f"entry       {entry.id} ({entry.state.value})")
+    print(f"key         {entry.key}")
+    print(f"message-id  {entry.message_id}")
+    print(f"from        {entry.sender}")
+    print(f"route       {entry.route or '(default account)'}")
+    print(f"size        {entry.size} bytes; priority {entry.priority}")
+    print(f"put         {_time(entry.created_at)}")
+    print(f"next        {_time(entry.next_attempt_at) or '-'}")
+    print(f"attempts    {entry.attempts}; uncertain {entry.uncertain}")
+    for r in entry.recipients:
+        said = f"{r.reply.code} {r.reply.text}" if r.reply else r.error
+        print(f"  {r.address}: {r.state.value}" + (f" ({said.splitlines()[0]})" if said else ""))
+    for a in entry.history:
+        said = f"{a.reply.code} {a.reply.text.splitlines()[0]}" if a.reply else a.detail
+        print(
+            f"  attempt {a.number} {_time(a.finished_at)} {a.outcome} at {a.phase} "
+            f"via {a.relay or '-'} by {a.worker}" + (f": {said}" if said else "")
+        )
+    return Exit.OK
+
+
+def _act(outbox: Any, args: argparse.Namespace) -> int:
+    code: int = Exit.OK
+    operation = getattr(outbox, args.outbox_command)
+    done = []
+    for entry_id in args.ids:
+        try:
+            entry = operation(entry_id)
+        except (EntryNotFound, StateConflict) as exc:
+            print_error(f"entry {entry_id}: {exc}")
+            code = max(code, _exit_for(exc))
+            continue
+        done.append(entry)
+        if not args.json:
+            print(f"{entry.id} {entry.state.value}")
+    if args.json:
+        print_json([_entry_json(e) for e in done])
+    return code
+
+
+def _purge(outbox: Any, args: argparse.Namespace) -> int:
+    try:
+        removed = outbox.purge(args.older_than, states=args.state)
+    except ValueError as exc:
+        raise CLIError(str(exc), Exit.USAGE) from None
+    if args.json:
+        print_json({"purged": removed})
+    else:
+        print(f"purged {removed} entries")
+    return Exit.OK
+
+
+def _work(args: argparse.Namespace) -> int:
+    from ..outbox import Outbox, RelayLimits, RetryPolicy
+
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        policy = RetryPolicy(
+            min_backoff=args.min_backoff,
+            max_backoff=args.max_backoff,
+            lifetime=args.lifetime,
+            uncertain=args.uncertain,
+            max_recipients=args.max_recipients,
+        )
+        limits = RelayLimits(
+            max_connections=args.max_connections, initial=args.initial_connections, rate=args.rate
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc), Exit.USAGE) from None
+    overrides: dict[str, object] = {}
+    if args.timeout is not None:
+        overrides["timeout"] = args.timeout
+    if args.cafile is not None:
+        overrides["cafile"] = args.cafile
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with Outbox(args.db) as outbox:
+            stats = outbox.work(
+                relay=args.relay,
+                config=args.config,
+                concurrency=args.concurrency,
+                until_empty=args.until_empty,
+                policy=policy,
+                limits=limits,
+                lease=args.lease,
+                poll_interval=args.poll,
+                batch=args.batch,
+                mark_ahead=args.mark_ahead,
+                metrics_port=args.metrics_port,
+                stop=stop,
+                client_options=overrides or None,
+            )
+    except (OutboxError, ConfigError) as exc:
+        print_error(exc)
+        return _exit_for(exc)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if args.json:
+        print_json(stats)
+    else:
+        print(
+            f"delivered {stats['delivered']}, deferred {stats['deferred']}, bounced "
+            f"{stats['bounced']}, uncertain {stats['uncertain']}, expired {stats['expired']} "
+            "(recipients)",
+            file=sys.stderr,
+        )
+    return Exit.OK
+
+
+# -- JSON -----------------------------------------------------------------------------------
+
+
+def _time(value: object) -> str | None:
+    return value.isoformat(timespec="seconds") if isinstance(value, dt.datetime) else None
+
+
+def _entry_json(entry: Any) -> dict[str, object]:
+    return {
+        "id": entry.id,
+        "key": entry.key,
+        "message_id": entry.message_id,
+        "state": entry.state.value,
+        "sender": entry.sender,
+        "route": entry.route,
+        "priority": entry.priority,
+        "size": entry.size,
+        "created_at": _time(entry.created_at),
+        "updated_at": _time(entry.updated_at),
+        "next_attempt_at": _time(entry.next_attempt_at),
+        "attempts": entry.attempts,
+        "uncertain": entry.uncertain,
+        "last_reply": reply_json(entry.last_reply),
+        "last_error": entry.last_error or None,
+        "recipients": [
+            {
+                "address": r.address,
+                "state": r.state.value,
+                "reply": reply_json(r.reply),
+                "error": r.error or None,
+                "next_attempt_at": _time(r.next_attempt_at),
+                "uncertain": r.uncertain,
+            }
+            for r in entry.recipients
+        ],
+        "history": [
+            {
+                "number": a.number,
+                "worker": a.worker,
+                "relay": a.relay,
+                "started_at": _time(a.started_at),
+                "finished_at": _time(a.finished_at),
+                "phase": a.phase,
+                "outcome": a.outcome,
+                "reply": reply_json(a.reply),
+                "detail": a.detail or None,
+            }
+            for a in entry.history
+        ],
+    }
