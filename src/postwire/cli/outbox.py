@@ -28,9 +28,11 @@ from types import FrameType
 from typing import Any
 
 from .._core.errors import ConfigError, EntryNotFound, OutboxError, StateConflict, StorageError
-from ..config import Settings, load_settings
+from ..config import Settings, dkim_from_settings, load_settings
+from .connection import add_dkim_options
 from .exits import CLIError, Exit
 from .output import print_error, print_json, reply_json
+from .send import add_message_options
 
 __all__ = ["add_parser", "parse_duration", "run"]
 
@@ -96,13 +98,7 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
 
     put = commands.add_parser("put", help="queue a message (a file, stdin, or built from options)")
     put.add_argument("file", nargs="?", metavar="FILE", help="the message (- for stdin)")
-    put.add_argument("--from", dest="from_", metavar="ADDR", help="the envelope sender")
-    for name in ("to", "cc", "bcc"):
-        put.add_argument(f"--{name}", action="append", default=[], metavar="ADDR")
-    put.add_argument("--subject", metavar="TEXT", help="build a message with this subject")
-    put.add_argument("--body", metavar="TEXT")
-    put.add_argument("--body-file", metavar="PATH")
-    put.add_argument("--attach", action="append", default=[], metavar="PATH")
+    add_message_options(put)
     put.add_argument("--key", help="idempotency key (default: the Message-ID)")
     put.add_argument("--priority", type=int, default=0, help="higher goes first (default 0)")
     put.add_argument("--not-before", type=_when, metavar="WHEN", help="ISO time or +DURATION")
@@ -132,15 +128,44 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     work.add_argument("--max-connections", type=_positive_int, default=10, help="per relay (10)")
     work.add_argument("--initial-connections", type=_positive_int, default=5, help="slow start")
     work.add_argument("--rate", type=float, help="messages per second per relay, all workers")
-    work.add_argument("--min-backoff", type=parse_duration, default=300.0)
-    work.add_argument("--max-backoff", type=parse_duration, default=4000.0)
-    work.add_argument("--lifetime", type=parse_duration, default=5 * 86400.0)
-    work.add_argument("--max-recipients", type=_positive_int, default=100)
-    work.add_argument("--uncertain", choices=("resend", "hold"), default="resend")
+    work.add_argument(
+        "--min-backoff",
+        type=parse_duration,
+        default=300.0,
+        metavar="DURATION",
+        help="shortest retry delay (5m)",
+    )
+    work.add_argument(
+        "--max-backoff",
+        type=parse_duration,
+        default=4000.0,
+        metavar="DURATION",
+        help="longest retry delay (4000s, as Postfix's maximal_backoff_time)",
+    )
+    work.add_argument(
+        "--lifetime",
+        type=parse_duration,
+        default=5 * 86400.0,
+        metavar="DURATION",
+        help="an entry expires this long after it was put (5d)",
+    )
+    work.add_argument(
+        "--max-recipients",
+        type=_positive_int,
+        default=100,
+        help="recipients per transaction (100)",
+    )
+    work.add_argument(
+        "--uncertain",
+        choices=("resend", "hold"),
+        default="resend",
+        help="what to do with an entry whose final '.' got no reply (resend, counted)",
+    )
     work.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1")
     work.add_argument("--timeout", type=parse_duration, help="per network step (default 60 s)")
     work.add_argument("--cafile", metavar="PATH", help="trust this CA file for the relays")
     work.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    add_dkim_options(work)
     _common(work)
 
     status = commands.add_parser("status", help="entries by state, the oldest, the relays")
@@ -374,6 +399,22 @@ def _work(args: argparse.Namespace) -> int:
         overrides["timeout"] = args.timeout
     if args.cafile is not None:
         overrides["cafile"] = args.cafile
+    # --dkim-* sign what every relay sends; without them an account's dkim_* settings do.
+    try:
+        signer = dkim_from_settings(
+            Settings(
+                dkim_key=args.dkim_key,
+                dkim_selector=args.dkim_selector,
+                dkim_domain=args.dkim_domain,
+                dkim_headers=args.dkim_headers,
+                dkim_canonicalization=args.dkim_canonicalization,
+            )
+        )
+    except ConfigError as exc:
+        print_error(exc)
+        return _exit_for(exc)
+    if signer is not None:
+        overrides["dkim"] = signer
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

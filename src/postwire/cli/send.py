@@ -40,7 +40,14 @@ from .message import (
 )
 from .output import Transcript, print_json, report_failure
 
-__all__ = ["Outgoing", "add_delivery_options", "add_parser", "delivery_from", "run"]
+__all__ = [
+    "Outgoing",
+    "add_delivery_options",
+    "add_message_options",
+    "add_parser",
+    "delivery_from",
+    "run",
+]
 
 DESCRIPTION = """\
 Send a message over SMTP: a file (or - for stdin) sent as it is, with its envelope
@@ -64,6 +71,16 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     parser.add_argument(
         "--many", metavar="PATH", help="a Maildir, a folder of .eml files, or an mbox file"
     )
+    add_message_options(parser)
+    add_delivery_options(parser)
+    add_connection_options(parser)
+    add_auth_options(parser)
+    add_dkim_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_message_options(parser: argparse.ArgumentParser) -> None:
+    """The options that give the envelope and build a message (``send``, ``outbox put``)."""
     msg = parser.add_argument_group("message")
     msg.add_argument("--from", dest="from_", metavar="ADDR", help="the sender")
     for name in ("to", "cc", "bcc"):
@@ -98,11 +115,6 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     msg.add_argument(
         "--attach", action="append", default=[], metavar="PATH", help="attach a file (repeat)"
     )
-    add_delivery_options(parser)
-    add_connection_options(parser)
-    add_auth_options(parser)
-    add_dkim_options(parser)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 @dataclass(frozen=True)
