@@ -179,6 +179,7 @@ def test_signup_sends_a_code(django_mailbox):
     assert django_mailbox.links(message) == ["https://app.example/confirm/424242/"]
     assert message.email().get_content_type() == "multipart/alternative"
     assert mail.outbox == []  # it really went over SMTP
+    assert type(mail.get_connection()).__module__ == "postwire.django.backend"
 
 
 def test_a_bounce_is_handled(django_mailbox):

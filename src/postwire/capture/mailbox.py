@@ -171,9 +171,17 @@ class Mailbox:
     # -- settings for frameworks -------------------------------------------------------------
 
     def django_settings(self) -> dict[str, Any]:
-        """Django settings that send to this mailbox (for ``override_settings``)."""
+        """Django settings that send to this mailbox (for ``override_settings``).
+
+        The backend is postwire's (:class:`postwire.django.EmailBackend`), a drop-in for
+        Django's SMTP backend whose errors are ``smtplib``'s too, so a project tested with
+        it runs the code it runs in production when it uses postwire, and code that
+        catches ``smtplib`` exceptions keeps working when it does not.  The settings that
+        could send elsewhere (``POSTWIRE_EMAIL``'s URL or account, a token, a client
+        certificate) are cleared.
+        """
         return {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_BACKEND": "postwire.django.EmailBackend",
             "EMAIL_HOST": self.host,
             "EMAIL_PORT": self.port,
             "EMAIL_HOST_USER": "",
@@ -181,6 +189,10 @@ class Mailbox:
             "EMAIL_USE_TLS": False,
             "EMAIL_USE_SSL": False,
             "EMAIL_TIMEOUT": 10,
+            "EMAIL_SSL_CERTFILE": None,
+            "EMAIL_SSL_KEYFILE": None,
+            "EMAIL_OAUTH2_TOKEN": None,
+            "POSTWIRE_EMAIL": {},
         }
 
     def flask_config(self) -> dict[str, Any]:
