@@ -1,7 +1,7 @@
 """The outbox: durable delivery that never loses mail (SQLite embedded, PostgreSQL shared).
 
-An application puts messages in (:meth:`Outbox.put`, durable once it returns) and moves on;
-workers (:meth:`Outbox.work`, ``postwire outbox work``) deliver them through the relays of
+An application puts messages in (`Outbox.put`, durable once it returns) and moves on;
+workers (`Outbox.work`, ``postwire outbox work``) deliver them through the relays of
 the config file, retry what the relay defers, and never lose a message when a process dies,
 the database restarts or the relay restarts.  See ARCHITECTURE.md for the states, the
 leases and the commit point.

@@ -38,7 +38,7 @@ async def _read_async(message: object) -> object:
 
 
 class AsyncOutbox:
-    """:class:`~postwire.outbox.Outbox` for asyncio; same arguments, methods awaited.
+    """`Outbox` for asyncio: the same arguments, and the same methods, awaited.
 
     The database is opened in the outbox's thread on first use, so even the
     connection does not block the loop.
@@ -72,7 +72,7 @@ class AsyncOutbox:
         not_before: dt.datetime | float | None = None,
         route: str | None = None,
     ) -> Entry:
-        """:meth:`Outbox.put`; ``message`` may also be an async iterable of bytes."""
+        """`Outbox.put`; ``message`` may also be an async iterable of bytes."""
         message = await _read_async(message)
         return await self._run(
             lambda o: o.put(
@@ -94,7 +94,7 @@ class AsyncOutbox:
         not_before: dt.datetime | float | None = None,
         route: str | None = None,
     ) -> list[Entry]:
-        """:meth:`Outbox.put_many` (one transaction); ``items`` may be an async iterable."""
+        """`Outbox.put_many` (one transaction); ``items`` may be an async iterable."""
         listed = (
             [item async for item in items]
             if isinstance(items, AsyncIterable)
@@ -111,45 +111,57 @@ class AsyncOutbox:
         )
 
     async def get(self, entry_id: int) -> Entry:
+        """`Outbox.get`."""
         return await self._run(lambda o: o.get(entry_id))
 
     async def message(self, entry_id: int) -> bytes:
+        """`Outbox.message`."""
         return await self._run(lambda o: o.message(entry_id))
 
     async def counts(self) -> dict[State, int]:
+        """`Outbox.counts`."""
         return await self._run(lambda o: o.counts())
 
     async def list(
         self, state: State | str | None = None, *, limit: int = 100, offset: int = 0
     ) -> builtins.list[Entry]:
+        """`Outbox.list`."""
         return await self._run(lambda o: o.list(state, limit=limit, offset=offset))
 
     async def oldest_age(self) -> float | None:
+        """`Outbox.oldest_age`."""
         return await self._run(lambda o: o.oldest_age())
 
     async def relays(self) -> builtins.list[RelayStatus]:
+        """`Outbox.relays`."""
         return await self._run(lambda o: o.relays())
 
     async def retry(self, entry_id: int) -> Entry:
+        """`Outbox.retry`."""
         return await self._run(lambda o: o.retry(entry_id))
 
     async def hold(self, entry_id: int) -> Entry:
+        """`Outbox.hold`."""
         return await self._run(lambda o: o.hold(entry_id))
 
     async def release(self, entry_id: int) -> Entry:
+        """`Outbox.release`."""
         return await self._run(lambda o: o.release(entry_id))
 
     async def cancel(self, entry_id: int) -> Entry:
+        """`Outbox.cancel`."""
         return await self._run(lambda o: o.cancel(entry_id))
 
     async def purge(
         self, older_than: float | dt.timedelta, *, states: Iterable[State | str] | None = None
     ) -> int:
+        """`Outbox.purge`."""
         return await self._run(lambda o: o.purge(older_than, states=states))
 
     async def work(self, **options: Any) -> dict[str, int]:
-        """:meth:`Outbox.work` in a thread of its own; cancelling the task stops the worker
-        (the batches being sent finish first)."""
+        """`Outbox.work` (the same keyword arguments) in a thread of its own, with a
+        database connection of its own; cancelling the task stops the worker (the
+        batches being sent finish first)."""
         stop = threading.Event()
         url = self.url
         domain = self._domain

@@ -31,15 +31,27 @@ __all__ = ["RelayLimits", "grow", "rate_capacity", "shrink"]
 
 @dataclass(frozen=True)
 class RelayLimits:
-    """The limits of one relay (``host:port``), as a worker asks for them."""
+    """The limits of one relay (`host:port`), as a worker asks for them.
+
+    They are stored in the database when a worker first uses the relay and hold for
+    every worker: the last worker started with other values replaces them, so start
+    all workers with the same ones.
+
+    Attributes:
+        max_connections: open connections to the relay, over every worker.
+        initial: the window a relay starts with (slow start: one more after each
+            connection that delivered, one less after each that failed).
+        rate: messages per second over every worker, or None.
+        guard: seconds the rate's counting window exceeds one second by, to
+            cover the time from the database stamp to the "." reaching the relay.
+        dead_time: seconds a relay whose connection failed at a window of one is
+            left alone (its messages wait rather than fail one by one).
+    """
 
     max_connections: int = 10
     initial: int = 5
-    #: Messages per second over every worker, or None.
     rate: float | None = None
-    #: Seconds the rate window exceeds one second by (see the module text).
     guard: float = 0.1
-    #: Seconds a relay whose last connection failed at a window of one is left alone.
     dead_time: float = 60.0
 
     def __post_init__(self) -> None:
@@ -54,6 +66,7 @@ class RelayLimits:
 
     @property
     def start_window(self) -> int:
+        """The window a new relay starts with: `initial`, at most `max_connections`."""
         return min(self.initial, self.max_connections)
 
 

@@ -87,8 +87,8 @@ class Outbox:
         seconds) delays the first attempt; ``route`` names the config-file
         account to send through (default: the default account).  Raises
         ``ValueError``/``TypeError`` for a bad message and
-        :class:`~postwire.errors.StorageError` when the database fails (then
-        put again: the key makes that safe).
+        `postwire.errors.StorageError` when the database fails (then put
+        again: the key makes that safe).
         """
         now = self._storage.now()
         item = new_entry(
@@ -150,7 +150,7 @@ class Outbox:
 
     def get(self, entry_id: int) -> Entry:
         """An entry with its state, recipients (each with its own state and reply) and
-        attempts; raises :class:`~postwire.errors.EntryNotFound`."""
+        attempts; raises `postwire.errors.EntryNotFound`."""
         return self._call(lambda s: s.get(entry_id))
 
     def message(self, entry_id: int) -> bytes:
@@ -169,7 +169,11 @@ class Outbox:
         return self._call(lambda s: s.entries(wanted, limit=limit, offset=offset))
 
     def oldest_age(self) -> float | None:
-        """Seconds since the oldest entry still waiting for delivery was put."""
+        """Seconds since the oldest entry not yet delivered was put, or None.
+
+        Counts queued, deferred, uncertain and sending entries, including those
+        put with a `not_before` still to come; not held ones.
+        """
 
         def age(storage: Storage) -> float | None:
             oldest = storage.oldest_waiting()
@@ -184,19 +188,26 @@ class Outbox:
     # -- operator actions --------------------------------------------------------------------
 
     def retry(self, entry_id: int) -> Entry:
-        """Try again now: what waits, is held, bounced or expired (not what was delivered)."""
+        """Try again now: an entry that waits, is held, bounced or expired.
+
+        Every recipient not delivered (bounced and expired ones too) is due at
+        once, and the lifetime starts again.  A sent entry cannot be retried;
+        one being sent raises `StateConflict`.
+        """
         return self._call(lambda s: s.operate(entry_id, "retry"))
 
     def hold(self, entry_id: int) -> Entry:
-        """Set a waiting entry aside until :meth:`release`."""
+        """Set a waiting entry (queued, deferred, uncertain) aside until `release`."""
         return self._call(lambda s: s.operate(entry_id, "hold"))
 
     def release(self, entry_id: int) -> Entry:
-        """Put a held entry back to work, as it was."""
+        """Put a held entry back to work, as it was; or an uncertain one left for an
+        operator (the `hold` policy), which is then sent again."""
         return self._call(lambda s: s.operate(entry_id, "release"))
 
     def cancel(self, entry_id: int) -> Entry:
-        """Withdraw an entry that is not being sent (raises StateConflict if it is)."""
+        """Withdraw an entry that is not final and not being sent (raises
+        `StateConflict` if it is)."""
         return self._call(lambda s: s.operate(entry_id, "cancel"))
 
     def purge(
@@ -234,16 +245,38 @@ class Outbox:
     ) -> dict[str, int]:
         """Run a worker in this thread until ``stop`` is set (or the queue is empty).
 
-        Relays come from the config file's accounts (``config``; an entry's
-        ``route`` names one, no route: the default account), or every entry goes
-        through ``relay``, an SMTP URL.  ``concurrency`` is this worker's number of
-        connections; ``limits`` are the relay's limits shared by every worker
-        (through the database); ``policy`` says when to retry and give up.
-        ``until_empty`` stops when nothing is ready and nothing is being sent.
-        ``mark_ahead`` commit points are recorded per commit in a pipelined run
-        (a crash then leaves up to that many entries per connection uncertain:
-        resent, counted, never lost).
-        Returns counts (delivered, deferred, bounced, uncertain, expired...).
+        The worker opens connections of its own to the database; this outbox's
+        connection stays free for other calls.
+
+        Args:
+            relay: an SMTP URL every entry goes through, whatever its route.
+                Without it, an entry's route names an account of the config
+                file, and no route means the default account.
+            config: the config file (default: the usual search, as the CLI).
+            concurrency: this worker's number of connections, over all relays.
+            until_empty: return when nothing is ready and nothing is being sent
+                (deferred entries are left to wait).
+            policy: when to retry and give up, and the uncertain policy.
+            limits: the relays' limits, shared by every worker through the
+                database.
+            lease: seconds a claimed entry stays this worker's without a
+                heartbeat (heartbeats come every third of it); a worker that
+                vanished gives its entries back after this long.
+            poll_interval: seconds between looks for work when no wake-up came.
+            batch: entries claimed at once per connection.
+            mark_ahead: commit points recorded per commit in a pipelined run (a
+                crash then leaves up to that many entries per connection
+                uncertain: resent, counted, never lost).
+            metrics_port: serve Prometheus metrics on 127.0.0.1 at this port
+                (needs `prometheus_client`).
+            stop: set it (from any thread) to stop; the batches being sent
+                finish first.
+            client_options: `Client` options applied on top of every relay's
+                (a `cafile`, a `timeout`, a `dkim` signer...).
+
+        Returns:
+            Recipients by outcome: `delivered`, `deferred`, `bounced`,
+            `uncertain`, `expired`, and `lease_lost` (results not written).
         """
         from .worker import Worker
 

@@ -51,7 +51,23 @@ UncertainPolicy = Literal["resend", "hold"]
 class RetryPolicy:
     """When to try again, when to give up, and what to do with uncertain deliveries.
 
-    All durations are seconds.  ``jitter`` is the fraction a delay may move either way.
+    All durations are seconds.
+
+    Attributes:
+        min_backoff: the shortest delay before another attempt (Postfix's
+            `minimal_backoff_time`, 300 s).
+        max_backoff: the longest (Postfix's `maximal_backoff_time`, 4000 s);
+            the delay is the message's age clamped to these two, so it doubles
+            while the message waits.  A 4xx that names its own delay
+            (greylisting) is honoured up to `max_backoff`.
+        lifetime: after this long in the outbox (from the put, or the last
+            operator's retry), a deferral expires whatever is still open
+            (5 days).  The last attempt is scheduled no later than that.
+        jitter: the fraction a delay may move either way (0.1).
+        uncertain: `"resend"` (send an uncertain entry again at once, counted)
+            or `"hold"` (leave it for an operator).
+        max_recipients: recipients per transaction (100, the minimum a server
+            must accept); a relay's learned "too many recipients" limit lowers it.
     """
 
     min_backoff: float = 300.0

@@ -28,25 +28,32 @@ __all__ = [
 
 
 class State(str, enum.Enum):
-    """Where an entry is."""
+    """Where an entry is.
 
-    #: Waiting for a worker (new, or sent back at once: recipients split off, lease reaped).
+    Attributes:
+        QUEUED: waiting for a worker (new, or sent back at once: recipients split
+            off, a lease reaped before the final ".", an operator's retry).
+        SENDING: leased by a worker, which is delivering it.
+        SENT: every recipient has a final answer and at least one took the message.
+        DEFERRED: waiting for its next attempt after a 4xx or a failed connection.
+        BOUNCED: every recipient refused it for good (5xx).
+        UNCERTAIN: possibly delivered: the final "." (or BDAT LAST) was sent and
+            no reply came (RFC 1047).  Under the `resend` policy it is sent again
+            at once; under `hold` its uncertain recipients wait, with no next
+            attempt, until an operator releases, retries or cancels it.
+        EXPIRED: its lifetime ran out before every recipient had a final answer.
+        HELD: set aside by an operator (`hold`) until `release`.
+        CANCELLED: withdrawn by an operator before delivery.
+    """
+
     QUEUED = "queued"
-    #: Leased by a worker, which is delivering it.
     SENDING = "sending"
-    #: Every recipient has a final answer and at least one took the message.
     SENT = "sent"
-    #: Waiting for its next attempt after a 4xx or a failed connection.
     DEFERRED = "deferred"
-    #: Every recipient refused it for good (5xx).
     BOUNCED = "bounced"
-    #: Possibly delivered: the final "." (or BDAT LAST) was sent and no reply came.
     UNCERTAIN = "uncertain"
-    #: Its lifetime ran out before every recipient had a final answer.
     EXPIRED = "expired"
-    #: Set aside by an operator (or an uncertain entry under the ``hold`` policy).
     HELD = "held"
-    #: Withdrawn by an operator before delivery.
     CANCELLED = "cancelled"
 
     def __str__(self) -> str:
@@ -54,7 +61,19 @@ class State(str, enum.Enum):
 
 
 class RecipientState(str, enum.Enum):
-    """Where one recipient of an entry is."""
+    """Where one recipient of an entry is.
+
+    Attributes:
+        PENDING: not tried yet, or due again at once (split off by "too many
+            recipients", or an operator's retry).
+        DEFERRED: refused for now (4xx, or a failed connection); tried again at
+            its next attempt time.
+        DELIVERED: the server took the message for it.
+        BOUNCED: refused for good (5xx).
+        UNCERTAIN: in a transaction whose final "." got no reply; sent again
+            (`resend`) or waiting for an operator (`hold`).
+        EXPIRED: still open when the entry's lifetime ran out.
+    """
 
     PENDING = "pending"
     DEFERRED = "deferred"

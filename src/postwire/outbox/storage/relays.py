@@ -19,7 +19,20 @@ __all__ = ["RelayOps", "RelayStatus"]
 
 @dataclass(frozen=True, slots=True)
 class RelayStatus:
-    """One relay's limits and use, for ``postwire outbox status`` and the metrics."""
+    """One relay's limits and use, for `postwire outbox status` and the metrics.
+
+    Attributes:
+        relay: `host:port` (the limits are kept per server, so two accounts on
+            one server share them).
+        max_connections: the limit the workers were started with.
+        window: the current concurrency window (slow start).
+        connections: open connections now, over every worker (live slots).
+        rate: messages per second, or None.
+        recipient_limit: recipients per transaction the relay was found to take
+            ("too many recipients"), or None.
+        dead_until: while the relay is left alone after failures, until when
+            (an aware datetime), else None.
+    """
 
     relay: str
     max_connections: int
