@@ -77,6 +77,9 @@ def test_bad_input_and_missing_entries(tmp_path: Path) -> None:
     assert bad_url.returncode == 78 and "unknown outbox URL scheme" in bad_url.stderr
     bad_duration = cli("outbox", "purge", "--db", db, "--older-than", "soon")
     assert bad_duration.returncode == 64
+    bad_state = cli("outbox", "list", "--db", db, "--state", "nosuch")
+    assert bad_state.returncode == 64 and "no state 'nosuch'" in bad_state.stderr
+    assert "internal error" not in bad_state.stderr
 
 
 def test_operator_commands(tmp_path: Path) -> None:

@@ -118,6 +118,25 @@ def test_possibly_delivered_is_uncertain_and_counted() -> None:
     assert held.updates[0].ready_at is None
 
 
+def test_uncertain_again_backs_off_and_the_lifetime_ends_it() -> None:
+    """A relay that keeps dropping after the "." gets the message again after the back-off,
+    not in a loop, and not after the lifetime (each resend may be a real duplicate)."""
+    lost = errors.PossiblyDelivered("lost after the dot", step="end of data")
+    again = [OpenRecipient(0, "a@x", R.UNCERTAIN, 5000.0)]
+    d = run(lost, again, age=50)
+    assert d.state is State.UNCERTAIN and d.ready_at == 5050  # the age, clamped to [10, 100]
+    assert d.updates[0].uncertain == 1 and d.uncertain_recipients == 1
+    late = run(lost, again, age=990)
+    assert late.ready_at == 5010  # never past the lifetime's end
+    over = run(lost, again, age=1000)
+    assert over.state is State.EXPIRED and over.updates[0].state is R.EXPIRED
+    assert over.updates[0].uncertain == 1  # the last copy still counts
+    assert over.expired == 1 and over.uncertain_recipients == 0
+    # The first drop is resent at once even past the lifetime: it has not been tried again.
+    first = run(lost, pending("a@x"), age=1000)
+    assert first.state is State.UNCERTAIN and first.ready_at == 5000
+
+
 def test_too_many_recipients_goes_again_at_once_and_teaches_the_limit() -> None:
     too_many = reply(452, "4.5.3 Too many recipients")
     result = SendResult(["a@x", "b@x"], {"c@x": too_many, "d@x": too_many}, OK)
@@ -125,6 +144,14 @@ def test_too_many_recipients_goes_again_at_once_and_teaches_the_limit() -> None:
     assert [u.state for u in d.updates] == [R.DELIVERED, R.DELIVERED, R.PENDING, R.PENDING]
     assert d.state is State.QUEUED and d.ready_at == 5000  # no back-off
     assert d.learned_limit == 2 and d.outcome == "partial"
+
+
+def test_the_learned_limit_counts_only_accepted_recipients() -> None:
+    """RFC 5321 §4.5.3.1.10: refused and deferred recipients took no room at the server."""
+    too_many = reply(452, "4.5.3 Too many recipients")
+    refusals = {"b@x": reply(550, "5.1.1 no"), "c@x": reply(450, "4.2.0 busy"), "d@x": too_many}
+    d = run(SendResult(["a@x"], refusals, OK), pending("a@x", "b@x", "c@x", "d@x"))
+    assert d.learned_limit == 1
 
 
 def test_the_rest_of_a_pre_split_waits_for_the_next_transaction_at_once() -> None:

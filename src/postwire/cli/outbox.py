@@ -115,8 +115,20 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     )
     work.add_argument("--relay", metavar="URL", help="send everything through this SMTP URL")
     work.add_argument("--config", metavar="PATH", help="the config file (accounts = routes)")
-    work.add_argument("--lease", type=parse_duration, default=30.0, help="lease, seconds (30)")
-    work.add_argument("--poll", type=parse_duration, default=1.0, help="poll interval (1 s)")
+    work.add_argument(
+        "--lease",
+        type=parse_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="how long a claim holds without a heartbeat (30s)",
+    )
+    work.add_argument(
+        "--poll",
+        type=parse_duration,
+        default=1.0,
+        metavar="DURATION",
+        help="how often an idle worker looks, when no wake-up comes (1s)",
+    )
     work.add_argument("--batch", type=_positive_int, default=64, help="entries per claim (64)")
     work.add_argument(
         "--mark-ahead",
@@ -171,7 +183,11 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     status = commands.add_parser("status", help="entries by state, the oldest, the relays")
     _common(status)
     listing = commands.add_parser("list", help="entries, newest first")
-    listing.add_argument("--state", help="only entries in this state")
+    listing.add_argument(
+        "--state",
+        help="only entries in this state (queued, sending, sent, deferred, bounced, uncertain, "
+        "expired, held, cancelled)",
+    )
     listing.add_argument("--limit", type=_positive_int, default=50)
     _common(listing)
     show = commands.add_parser("show", help="one entry: recipients, replies, attempts")
@@ -302,6 +318,11 @@ def _status(outbox: Any, args: argparse.Namespace) -> int:
 
 
 def _list(outbox: Any, args: argparse.Namespace) -> int:
+    from ..outbox import State
+
+    if args.state is not None and args.state not in {s.value for s in State}:
+        names = ", ".join(s.value for s in State)
+        raise CLIError(f"--state: no state {args.state!r} (one of {names})", Exit.USAGE)
     entries = outbox.list(args.state, limit=args.limit)
     if args.json:
         print_json([_entry_json(e) for e in entries])

@@ -64,7 +64,8 @@ class RetryPolicy:
             operator's retry), a deferral expires whatever is still open
             (5 days).  The last attempt is scheduled no later than that.
         jitter: the fraction a delay may move either way (0.1).
-        uncertain: `"resend"` (send an uncertain entry again at once, counted)
+        uncertain: `"resend"` (send an uncertain entry again, counted: at once
+            the first time, then after the back-off, until the lifetime ends)
             or `"hold"` (leave it for an operator).
         max_recipients: recipients per transaction (100, the minimum a server
             must accept); a relay's learned "too many recipients" limit lowers it.
@@ -224,7 +225,15 @@ def decide(
     lifetime_end = lifetime_from + policy.lifetime
     resend = policy.uncertain == "resend"
     updates: dict[int, RecipientUpdate] = {}
-    counts = {"delivered": 0, "deferred": 0, "bounced": 0, "uncertain": 0, "expired": 0}
+    # "split": sent again at once for want of room (452 4.5.3), which is not a deferral.
+    counts = {
+        "delivered": 0,
+        "deferred": 0,
+        "bounced": 0,
+        "uncertain": 0,
+        "expired": 0,
+        "split": 0,
+    }
     too_many = 0
     backed_off = False
     last_reply: Reply | None = None
@@ -244,10 +253,21 @@ def decide(
                 r.position, RecipientState.BOUNCED, None, code, text, verdict.error
             )
         elif kind is RecipientVerdict.UNCERTAIN:
+            # The first time, at once: a dropped connection is usually a passing fault,
+            # and the copy is counted.  Uncertain again: the relay keeps losing the
+            # reply after the ".", so back off as for a deferral (as Postfix treats
+            # "lost connection after end of data") and let the lifetime end it; each
+            # resend may be a real duplicate.
+            ready: float | None = None
+            if resend:
+                ready = now
+                if r.state is RecipientState.UNCERTAIN:
+                    backed_off = True
+                    ready = max(now, min(now + policy.delay(age, None, rand), lifetime_end))
             update = RecipientUpdate(
                 r.position,
                 RecipientState.UNCERTAIN,
-                now if resend else None,
+                ready,
                 code,
                 text,
                 verdict.error,
@@ -264,14 +284,17 @@ def decide(
                 r.position, RecipientState.DEFERRED, max(retry_at, now), code, text, verdict.error
             )
         updates[r.position] = update
-        pending = update.state is RecipientState.PENDING
-        counts["deferred" if pending else update.state.value] += 1
+        counts[_count_key(update.state)] += 1
     if backed_off and age >= policy.lifetime:
-        # The lifetime is over: what is still open expires (uncertain ones keep their doubt).
+        # The lifetime is over: what is still open expires.  An uncertain recipient
+        # expires only when it is due for resending (not held for an operator), and
+        # keeps the count of its possible deliveries.
         for r in open_recipients:
             current = updates.get(r.position)
             rstate = current.state if current is not None else r.state
-            if rstate in (RecipientState.DEFERRED, RecipientState.PENDING):
+            ready = current.ready_at if current is not None else r.ready_at
+            resending = rstate is RecipientState.UNCERTAIN and ready is not None
+            if rstate in (RecipientState.DEFERRED, RecipientState.PENDING) or resending:
                 base = current or RecipientUpdate(r.position, rstate, None)
                 updates[r.position] = RecipientUpdate(
                     r.position,
@@ -281,10 +304,11 @@ def decide(
                     base.text,
                     f"expired after {policy.lifetime:g} s in the outbox"
                     + (f"; last: {base.error}" if base.error else ""),
+                    uncertain=base.uncertain,
                 )
                 counts["expired"] += 1
                 if current is not None:
-                    counts["deferred"] -= 1
+                    counts[_count_key(rstate)] -= 1
     after = [
         r if r.position not in updates else _after(r, updates[r.position])
         for r in open_recipients
@@ -294,15 +318,19 @@ def decide(
         state, ready = resume_state(still_open, now)
     else:
         state, ready = settle([*closed, *(r.state for r in after)]), None
+    # RFC 5321 §4.5.3.1.10: the limit is on recipients the server accepted; those it
+    # refused or deferred for other reasons did not count towards it.  Learn only from a
+    # transaction that delivered (a failed DATA says nothing about the limit).
     learned = None
-    if too_many and len(sent) > too_many:
-        learned = len(sent) - too_many
+    taken = counts["delivered"] + counts["uncertain"]
+    if too_many and taken:
+        learned = taken
     code, text = _reply_fields(last_reply)
     return Decision(
         state=state,
         ready_at=ready,
         updates=tuple(updates[p] for p in sorted(updates)),
-        outcome=_summary(counts, too_many),
+        outcome=_summary(counts),
         code=code,
         text=text,
         error=last_error,
@@ -320,10 +348,12 @@ def _after(r: OpenRecipient, update: RecipientUpdate) -> OpenRecipient:
     return OpenRecipient(r.position, r.address, update.state, update.ready_at)
 
 
-def _summary(counts: dict[str, int], too_many: int) -> str:
+def _count_key(state: RecipientState) -> str:
+    return "split" if state is RecipientState.PENDING else state.value
+
+
+def _summary(counts: dict[str, int]) -> str:
     named = [kind for kind, n in counts.items() if n]
-    if too_many and "deferred" in named and counts["deferred"] == too_many:
-        named[named.index("deferred")] = "split"
     if not named:
         return "nothing"
     return named[0] if len(named) == 1 else "partial"

@@ -93,7 +93,9 @@ CLAIMABLE = frozenset({State.QUEUED, State.DEFERRED, State.UNCERTAIN})
 #: States nothing leaves except an operator's ``retry`` (bounced, expired) or ``purge``.
 FINAL = frozenset({State.SENT, State.BOUNCED, State.EXPIRED, State.CANCELLED})
 
-#: Operator actions: the states each may start from, and where it leads.
+#: Operator actions: the states each may start from, and where it leads.  For ``release``
+#: and ``retry`` the target is nominal: the entry goes back to work as its recipients say
+#: (``policy.resume_state``: queued, deferred or uncertain).
 OPERATIONS: Mapping[str, tuple[frozenset[State], State]] = {
     "hold": (frozenset({State.QUEUED, State.DEFERRED, State.UNCERTAIN}), State.HELD),
     # An uncertain entry waits for an operator under the "hold" policy: release resends it.
