@@ -231,12 +231,15 @@ class Outbox:
         metrics_port: int | None = None,
         stop: threading.Event | None = None,
         client_options: dict[str, object] | None = None,
+        default_relay: dict[str, object] | None = None,
     ) -> dict[str, int]:
         """Run a worker in this thread until ``stop`` is set (or the queue is empty).
 
         Relays come from the config file's accounts (``config``; an entry's
         ``route`` names one, no route: the default account), or every entry goes
-        through ``relay``, an SMTP URL.  ``concurrency`` is this worker's number of
+        through ``relay``, an SMTP URL.  ``default_relay`` (client options of
+        :class:`~postwire.Client`) replaces the default account for entries without a
+        route.  ``client_options`` apply on top of every relay's.  ``concurrency`` is this worker's number of
         connections; ``limits`` are the relay's limits shared by every worker
         (through the database); ``policy`` says when to retry and give up.
         ``until_empty`` stops when nothing is ready and nothing is being sent.
@@ -262,6 +265,7 @@ class Outbox:
             metrics_port=metrics_port,
             stop=stop,
             client_options=client_options,
+            default_relay=default_relay,
         )
         return worker.run()
 
