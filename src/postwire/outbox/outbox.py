@@ -239,9 +239,9 @@ class Outbox:
         ``route`` names one, no route: the default account), or every entry goes
         through ``relay``, an SMTP URL.  ``default_relay`` (client options of
         :class:`~postwire.Client`) replaces the default account for entries without a
-        route.  ``client_options`` apply on top of every relay's.  ``concurrency`` is this worker's number of
-        connections; ``limits`` are the relay's limits shared by every worker
-        (through the database); ``policy`` says when to retry and give up.
+        route.  ``client_options`` apply on top of every relay's.  ``concurrency`` is
+        this worker's number of connections; ``limits`` are the relay's limits shared
+        by every worker (through the database); ``policy`` says when to retry and give up.
         ``until_empty`` stops when nothing is ready and nothing is being sent.
         ``mark_ahead`` commit points are recorded per commit in a pipelined run
         (a crash then leaves up to that many entries per connection uncertain:
