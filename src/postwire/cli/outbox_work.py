@@ -185,8 +185,12 @@ def work_arguments(args: argparse.Namespace) -> dict[str, Any]:
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
     """An event that SIGTERM and SIGINT set (a worker stops cleanly after its batches);
-    the previous handlers come back at the end.  Main thread only, as ``signal`` is."""
+    the previous handlers come back at the end.  Outside the main thread (``call_command``
+    from a thread) no handler can be set: the event is only the caller's to set."""
     stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
