@@ -20,6 +20,7 @@ from postwire.capture import CaptureServer
 from servers.lmtp import LmtpServer
 from servers.opendkim import DkimVerifier
 from servers.postfix import PostfixServer
+from servers.postgres import PostgresServer
 from servers.proxies import HttpProxy, SocksProxy
 
 # pytester runs pytest inside a test: tests/capture/test_pytest_plugin.py tests the plugin so.
@@ -112,3 +113,26 @@ def start_capture() -> Iterator[Callable[..., CaptureServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+# -- the outbox's databases: SQLite files, a private PostgreSQL 15 (one per session) ----------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL on 127.0.0.1 for the session (stopped, and its folder removed)."""
+    base = Path(tempfile.mkdtemp(prefix="postwire-pg-"))
+    try:
+        with PostgresServer(base) as server:
+            yield server
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty outbox: a SQLite file, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/outbox.sqlite3"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.database()

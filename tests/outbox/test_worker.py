@@ -309,6 +309,31 @@ def test_routes_name_config_file_accounts(tmp_path: Path) -> None:
         assert outbox.get(lost.id).state is State.QUEUED
 
 
+def test_default_relay_options_replace_the_default_account(tmp_path: Path) -> None:
+    # What the Django command passes: the project's settings as client options for the
+    # entries without a route; a named route is still a config-file account.
+    url = f"sqlite:///{tmp_path}/outbox.sqlite3"
+    with ScriptedRelay() as default, ScriptedRelay() as bulk, Outbox(url) as outbox:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            'default = "bulk"\n[defaults]\ntls = "none"\n'
+            f'[accounts.bulk]\nserver = "127.0.0.1:{bulk.port}"\n'
+        )
+        outbox.put(message(1), sender="s@outbox.test", recipients=["a@x.test"])
+        outbox.put(message(2), sender="s@outbox.test", recipients=["b@x.test"], route="bulk")
+        stats = outbox.work(
+            config=str(config),
+            default_relay={"host": "127.0.0.1", "port": default.port, "tls": "none"},
+            policy=FAST,
+            lease=5,
+            poll_interval=0.2,
+            until_empty=True,
+        )
+        assert stats["delivered"] == 2
+        assert list(default.received()) == [("<test-1@outbox.test>", "a@x.test")]
+        assert list(bulk.received()) == [("<test-2@outbox.test>", "b@x.test")]
+
+
 def test_priority_and_not_before(outbox_url: str, relay: ScriptedRelay) -> None:
     with Outbox(outbox_url) as outbox:
         later = outbox.put(

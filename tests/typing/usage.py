@@ -147,6 +147,23 @@ def django_backend_usage() -> int:
     finally:
         backend.close()
     return sent + int(bool(opened))
+
+
+def django_outbox_backend_usage() -> int:
+    from postwire.django import OutboxBackend
+    from postwire.logging import SMTPHandler
+    from postwire.outbox import Outbox
+
+    backend = OutboxBackend(fail_silently=True, url="sqlite:///outbox.sqlite3", priority=2)
+    with backend:
+        queued: int = backend.send_messages([])
+    handler = SMTPHandler(fromaddr="app@x", toaddrs="ops@y", outbox=True, account="alerts")
+    shared = SMTPHandler(fromaddr="app@x", toaddrs="ops@y", outbox=Outbox())
+    handler.close()
+    shared.close()
+    return queued
+
+
 def outbox_usage(msg: EmailMessage) -> dict[str, int]:
     from postwire.outbox import Entry, Outbox, RelayLimits, RetryPolicy, State
 

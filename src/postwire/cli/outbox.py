@@ -18,19 +18,23 @@ import argparse
 import contextlib
 import datetime as dt
 import logging
-import re
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
-from .._core.errors import ConfigError, EntryNotFound, OutboxError, StateConflict, StorageError
-from ..config import Settings, dkim_from_settings, load_settings
-from .connection import add_dkim_options
+from .._core.errors import ConfigError, EntryNotFound, OutboxError, StateConflict
+from ..config import Settings, load_settings
 from .exits import CLIError, Exit
+from .outbox_work import (
+    add_work_options,
+    exit_for,
+    parse_duration,
+    positive_int,
+    stats_line,
+    stop_on_signals,
+    work_arguments,
+)
 from .output import print_error, print_json, reply_json
 from .send import add_message_options
 
@@ -42,17 +46,6 @@ workers on many machines).  `put` queues a message and returns once it is stored
 delivers through the config file's accounts (an entry's route names one; no route: the
 default account) or through one --relay URL, retrying what the relay defers."""
 
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-
-
-def parse_duration(text: str) -> float:
-    """``30``, ``30s``, ``5m``, ``2h``, ``7d``, ``1w`` as seconds."""
-    found = _DURATION.match(text)
-    if found is None:
-        raise argparse.ArgumentTypeError(f"not a duration (like 30s, 5m, 2h, 7d): {text!r}")
-    return float(found.group(1)) * _UNITS[found.group(2)]
-
 
 def _when(text: str) -> float:
     """``--not-before``: an ISO 8601 time, or a duration from now (``+10m``)."""
@@ -63,16 +56,6 @@ def _when(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a time (ISO 8601) or +DURATION: {text!r}") from None
     return when.timestamp()
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1: {text!r}")
-    return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -107,77 +90,8 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
     _common(put)
 
     work = commands.add_parser("work", help="deliver queued messages until stopped")
-    work.add_argument("--concurrency", type=_positive_int, default=4, help="connections (4)")
-    work.add_argument(
-        "--until-empty",
-        action="store_true",
-        help="stop when nothing is ready and nothing is being sent (deferred entries wait)",
-    )
-    work.add_argument("--relay", metavar="URL", help="send everything through this SMTP URL")
-    work.add_argument("--config", metavar="PATH", help="the config file (accounts = routes)")
-    work.add_argument(
-        "--lease",
-        type=parse_duration,
-        default=30.0,
-        metavar="DURATION",
-        help="how long a claim holds without a heartbeat (30s)",
-    )
-    work.add_argument(
-        "--poll",
-        type=parse_duration,
-        default=1.0,
-        metavar="DURATION",
-        help="how often an idle worker looks, when no wake-up comes (1s)",
-    )
-    work.add_argument("--batch", type=_positive_int, default=64, help="entries per claim (64)")
-    work.add_argument(
-        "--mark-ahead",
-        type=_positive_int,
-        default=32,
-        help="commit points recorded per commit in a pipelined run (32); a crash leaves "
-        "at most this many per connection uncertain",
-    )
-    work.add_argument("--max-connections", type=_positive_int, default=10, help="per relay (10)")
-    work.add_argument("--initial-connections", type=_positive_int, default=5, help="slow start")
-    work.add_argument("--rate", type=float, help="messages per second per relay, all workers")
-    work.add_argument(
-        "--min-backoff",
-        type=parse_duration,
-        default=300.0,
-        metavar="DURATION",
-        help="shortest retry delay (5m)",
-    )
-    work.add_argument(
-        "--max-backoff",
-        type=parse_duration,
-        default=4000.0,
-        metavar="DURATION",
-        help="longest retry delay (4000s, as Postfix's maximal_backoff_time)",
-    )
-    work.add_argument(
-        "--lifetime",
-        type=parse_duration,
-        default=5 * 86400.0,
-        metavar="DURATION",
-        help="an entry expires this long after it was put (5d)",
-    )
-    work.add_argument(
-        "--max-recipients",
-        type=_positive_int,
-        default=100,
-        help="recipients per transaction (100)",
-    )
-    work.add_argument(
-        "--uncertain",
-        choices=("resend", "hold"),
-        default="resend",
-        help="what to do with an entry whose final '.' got no reply (resend, counted)",
-    )
-    work.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1")
-    work.add_argument("--timeout", type=parse_duration, help="per network step (default 60 s)")
-    work.add_argument("--cafile", metavar="PATH", help="trust this CA file for the relays")
+    add_work_options(work)
     work.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    add_dkim_options(work)
     _common(work)
 
     status = commands.add_parser("status", help="entries by state, the oldest, the relays")
@@ -188,7 +102,7 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
         help="only entries in this state (queued, sending, sent, deferred, bounced, uncertain, "
         "expired, held, cancelled)",
     )
-    listing.add_argument("--limit", type=_positive_int, default=50)
+    listing.add_argument("--limit", type=positive_int, default=50)
     _common(listing)
     show = commands.add_parser("show", help="one entry: recipients, replies, attempts")
     show.add_argument("id", type=int)
@@ -210,18 +124,6 @@ def add_parser(sub: argparse._SubParsersAction[Any], epilog: str) -> None:
 
 
 # -- running --------------------------------------------------------------------------------
-
-
-def _exit_for(exc: BaseException) -> int:
-    if isinstance(exc, EntryNotFound):
-        return Exit.NOINPUT
-    if isinstance(exc, StateConflict):
-        return Exit.DATAERR
-    if isinstance(exc, StorageError):
-        return Exit.TEMPFAIL  # the database is away: try again later
-    if isinstance(exc, ConfigError):
-        return Exit.CONFIG
-    return Exit.SOFTWARE
 
 
 def run(args: argparse.Namespace) -> int:
@@ -246,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             return handlers[args.outbox_command](outbox, args)
     except (OutboxError, ConfigError) as exc:
         print_error(exc)
-        return _exit_for(exc)
+        return exit_for(exc)
 
 
 def _put(outbox: Any, args: argparse.Namespace) -> int:
@@ -375,7 +277,7 @@ def _act(outbox: Any, args: argparse.Namespace) -> int:
             entry = operation(entry_id)
         except (EntryNotFound, StateConflict) as exc:
             print_error(f"entry {entry_id}: {exc}")
-            code = max(code, _exit_for(exc))
+            code = max(code, exit_for(exc))
             continue
         done.append(entry)
         if not args.json:
@@ -398,82 +300,25 @@ def _purge(outbox: Any, args: argparse.Namespace) -> int:
 
 
 def _work(args: argparse.Namespace) -> int:
-    from ..outbox import Outbox, RelayLimits, RetryPolicy
+    from ..outbox import Outbox
 
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        policy = RetryPolicy(
-            min_backoff=args.min_backoff,
-            max_backoff=args.max_backoff,
-            lifetime=args.lifetime,
-            uncertain=args.uncertain,
-            max_recipients=args.max_recipients,
-        )
-        limits = RelayLimits(
-            max_connections=args.max_connections, initial=args.initial_connections, rate=args.rate
-        )
-    except ValueError as exc:
-        raise CLIError(str(exc), Exit.USAGE) from None
-    overrides: dict[str, object] = {}
-    if args.timeout is not None:
-        overrides["timeout"] = args.timeout
-    if args.cafile is not None:
-        overrides["cafile"] = args.cafile
-    # --dkim-* sign what every relay sends; without them an account's dkim_* settings do.
-    try:
-        signer = dkim_from_settings(
-            Settings(
-                dkim_key=args.dkim_key,
-                dkim_selector=args.dkim_selector,
-                dkim_domain=args.dkim_domain,
-                dkim_headers=args.dkim_headers,
-                dkim_canonicalization=args.dkim_canonicalization,
-            )
-        )
+        options = work_arguments(args)
     except ConfigError as exc:
         print_error(exc)
-        return _exit_for(exc)
-    if signer is not None:
-        overrides["dkim"] = signer
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        return exit_for(exc)
     try:
-        with Outbox(args.db) as outbox:
-            stats = outbox.work(
-                relay=args.relay,
-                config=args.config,
-                concurrency=args.concurrency,
-                until_empty=args.until_empty,
-                policy=policy,
-                limits=limits,
-                lease=args.lease,
-                poll_interval=args.poll,
-                batch=args.batch,
-                mark_ahead=args.mark_ahead,
-                metrics_port=args.metrics_port,
-                stop=stop,
-                client_options=overrides or None,
-            )
+        with stop_on_signals() as stop, Outbox(args.db) as outbox:
+            stats = outbox.work(stop=stop, **options)
     except (OutboxError, ConfigError) as exc:
         print_error(exc)
-        return _exit_for(exc)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        return exit_for(exc)
     if args.json:
         print_json(stats)
     else:
-        print(
-            f"delivered {stats['delivered']}, deferred {stats['deferred']}, bounced "
-            f"{stats['bounced']}, uncertain {stats['uncertain']}, expired {stats['expired']} "
-            "(recipients)",
-            file=sys.stderr,
-        )
+        print(stats_line(stats), file=sys.stderr)
     return Exit.OK
 
 

@@ -1,13 +1,15 @@
-"""The Django application ``postwire.django``: system checks of the e-mail settings.
+"""The Django application ``postwire.django``: system checks, the outbox worker command.
 
-Listing ``"postwire.django"`` in ``INSTALLED_APPS`` is optional for the backend;
-it makes ``manage.py check`` (and ``runserver``, ``migrate``...) report, before
+Listing ``"postwire.django"`` in ``INSTALLED_APPS`` is optional for the backends;
+it adds ``manage.py postwire_outbox_work`` (:mod:`.management.commands.postwire_outbox_work`)
+and makes ``manage.py check`` (and ``runserver``, ``migrate``...) report, before
 any mail is sent, settings that :class:`~postwire.django.EmailBackend` cannot
 work with:
 
 - ``postwire.E001``: the backend cannot be made from the settings (a bad
   ``POSTWIRE_EMAIL`` key, an unimportable ``EMAIL_OAUTH2_TOKEN``, both
-  ``EMAIL_USE_TLS`` and ``EMAIL_USE_SSL``...);
+  ``EMAIL_USE_TLS`` and ``EMAIL_USE_SSL``, a bad ``POSTWIRE_OUTBOX`` for
+  :class:`~postwire.django.OutboxBackend`...);
 - ``postwire.E002``: a user name and password over a connection without TLS,
   which postwire refuses to send them on.
 """
@@ -40,11 +42,18 @@ class PostwireConfig(AppConfig):  # type: ignore[misc]  # Django ships no type h
 def check_email_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Errors in the settings of ``EMAIL_BACKEND`` when it is postwire's backend."""
     from .backend import EmailBackend
+    from .outbox import OutboxBackend
 
     try:
         backend_class = import_string(settings.EMAIL_BACKEND)
     except ImportError:
         return []  # Django reports an unimportable backend when it is used
+    if isinstance(backend_class, type) and issubclass(backend_class, OutboxBackend):
+        try:
+            backend_class()
+        except (ImproperlyConfigured, TypeError) as exc:
+            return [checks.Error(str(exc), obj=settings.EMAIL_BACKEND, id="postwire.E001")]
+        return []
     if not (isinstance(backend_class, type) and issubclass(backend_class, EmailBackend)):
         return []
     try:

@@ -16,11 +16,10 @@ from django.core.mail.backends import smtp as django_smtp
 from django.core.mail.backends.base import BaseEmailBackend
 
 from .._core.envelope import SendResult
-from .._net.tls import make_context
 from ..client import Client
 from ..errors import NoCommonMechanism, PlaintextAuthRefused, SASLError, SMTPError
 from .errors import as_smtplib_error
-from .settings import Arguments, Connection, resolve
+from .settings import Arguments, Connection, resolve, tls_context
 
 __all__ = ["EmailBackend"]
 
@@ -137,16 +136,7 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django ships no t
         Made at the first connection, as Django makes its own, so that an
         unreadable certificate is an ``OSError`` of ``open()``.
         """
-        given = self.config.options.get("ssl_context")
-        if isinstance(given, ssl.SSLContext):
-            return given
-        options = self.config.options
-        context = make_context(
-            options.get("cafile"), pinned=options.get("tls_fingerprint") is not None
-        )
-        if self.ssl_certfile:
-            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
-        return context
+        return tls_context(self.config)
 
     # -- the connection ---------------------------------------------------------------------
 

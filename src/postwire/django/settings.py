@@ -18,11 +18,17 @@ Layers, lowest first (each one replaces what the ones below say):
 Everything is read when the backend is made, so a bad setting raises
 ``ImproperlyConfigured`` (a bad value of a Django setting: ``ValueError``, as
 Django's backend does) before any connection.
+
+The same layers (without arguments) are the relay of ``manage.py postwire_outbox_work``
+(:func:`relay_options`), so a worker sends exactly where ``EmailBackend`` would.
+``POSTWIRE_OUTBOX`` (:func:`outbox_settings`) says where
+:class:`~postwire.django.OutboxBackend` puts messages.
 """
 
 from __future__ import annotations
 
 import inspect
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -31,12 +37,22 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from .._net.tls import make_context
 from ..client.base import BaseClient, OAuth2Token, TLSMode
 from ..config import ClientConfig, from_account, from_url
 from ..errors import ConfigError
 from ..signing import DKIMSigner
 
-__all__ = ["OPTIONS", "Arguments", "Connection", "resolve"]
+__all__ = [
+    "OPTIONS",
+    "Arguments",
+    "Connection",
+    "OutboxSettings",
+    "outbox_settings",
+    "relay_options",
+    "resolve",
+    "tls_context",
+]
 
 #: Client keyword arguments that have a Django setting: POSTWIRE_EMAIL must not repeat them.
 _DJANGO_SETTING = {
@@ -57,8 +73,7 @@ OPTIONS: frozenset[str] = frozenset(
 )
 _TLS_ERROR = (
     # Django's own wording (django.core.mail.backends.smtp), so existing tests still match.
-    "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set one of those settings "
-    "to True."
+    "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set one of those settings to True."
 )
 
 
@@ -197,6 +212,79 @@ def resolve(arguments: Arguments) -> Connection:
         oauth2_token=token,
         options=options,
     )
+
+
+def tls_context(config: Connection) -> ssl.SSLContext:
+    """The TLS context of ``config``: ``POSTWIRE_EMAIL["ssl_context"]``, or a verified one
+    (TLS 1.2+, ``cafile`` or a pinned fingerprint) with the client certificate if one is set."""
+    given = config.options.get("ssl_context")
+    if isinstance(given, ssl.SSLContext):
+        return given
+    options = config.options
+    context = make_context(options.get("cafile"), pinned=options.get("tls_fingerprint") is not None)
+    if config.ssl_certfile:
+        context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
+    return context
+
+
+def relay_options() -> dict[str, Any]:
+    """Client options for the relay the ``EMAIL_*`` settings and ``POSTWIRE_EMAIL`` describe.
+
+    What :class:`~postwire.django.EmailBackend` would connect with (its settings without
+    arguments, and its TLS context), for a worker of the outbox; raises
+    ``ImproperlyConfigured``/``ValueError`` as the backend does, or ``OSError`` for an
+    unreadable client certificate.
+    """
+    config = resolve(Arguments())
+    options = config.client_options()
+    if config.tls != "none":
+        options["ssl_context"] = tls_context(config)
+    return options
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    """``POSTWIRE_OUTBOX``: where :class:`~postwire.django.OutboxBackend` puts messages."""
+
+    #: The outbox URL; None: the outbox's default (``$POSTWIRE_OUTBOX``, else the user's file).
+    url: str | None = None
+    #: The config-file account a worker sends through; None: the worker's default relay.
+    route: str | None = None
+    priority: int = 0
+    #: The right-hand side of Message-IDs made for senders without a domain.
+    domain: str | None = None
+
+
+_OUTBOX_KEYS = ("url", "route", "priority", "domain")
+
+
+def outbox_settings(**arguments: Any) -> OutboxSettings:
+    """``POSTWIRE_OUTBOX`` (a URL, or a dict of :class:`OutboxSettings` fields), with the
+    backend's arguments (not None) on top; raises ``ImproperlyConfigured``."""
+    raw = getattr(settings, "POSTWIRE_OUTBOX", None)
+    values: dict[str, Any]
+    if raw is None:
+        values = {}
+    elif isinstance(raw, str):
+        values = {"url": raw}
+    elif isinstance(raw, Mapping):
+        values = dict(raw)
+    else:
+        raise ImproperlyConfigured("POSTWIRE_OUTBOX must be an outbox URL or a dict")
+    for key in values:
+        if key not in _OUTBOX_KEYS:
+            raise ImproperlyConfigured(
+                f"POSTWIRE_OUTBOX: unknown key {key!r} (known: {', '.join(_OUTBOX_KEYS)})"
+            )
+    values.update({key: value for key, value in arguments.items() if value is not None})
+    result = OutboxSettings(**values)
+    if result.url is not None and (not isinstance(result.url, str) or not result.url):
+        raise ImproperlyConfigured("POSTWIRE_OUTBOX['url'] must be a non-empty str")
+    if result.route is not None and (not isinstance(result.route, str) or not result.route):
+        raise ImproperlyConfigured("POSTWIRE_OUTBOX['route'] must be an account name")
+    if isinstance(result.priority, bool) or not isinstance(result.priority, int):
+        raise ImproperlyConfigured("POSTWIRE_OUTBOX['priority'] must be an int")
+    return result
 
 
 def _or_setting(argument: Any, name: str) -> Any:

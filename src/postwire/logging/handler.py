@@ -5,7 +5,8 @@ The arguments of :class:`logging.handlers.SMTPHandler` keep their meaning (TLS a
 the class name.  What differs is when and how mail goes: ``emit()`` formats the record and
 queues it; a background thread (:mod:`.worker`) gathers a burst into one message
 (:mod:`.batching`), respects the rate limit, and sends with a verified-TLS
-:class:`~postwire.Client` (:mod:`.delivery`).  The full reference is ``docs/logging.md``.
+:class:`~postwire.Client`, or puts it into a durable outbox (``outbox=``; :mod:`.delivery`).
+The full reference is ``docs/logging.md``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._core.message import prepare_message
+from ..config import from_account
 from .batching import Batch, Batcher, BatchSettings
 from .compose import build_message, subject_line
-from .delivery import ClientDelivery, Delivery, worth_retrying
+from .delivery import ClientDelivery, Delivery, OutboxDelivery, worth_retrying
 from .destination import resolve_destination
 from .records import DropPolicy
 from .worker import Worker
@@ -68,6 +70,15 @@ class SMTPHandler(logging.Handler):
         retry_delay: seconds before a retry after a temporary failure, doubled after each
             further failure (ten minutes at most).
         flush_timeout: the longest :meth:`flush` and :meth:`close` wait, in seconds.
+        outbox: deliver through postwire's durable outbox instead of connecting: an
+            :class:`~postwire.outbox.Outbox`, an outbox URL (``sqlite:///...``,
+            ``postgresql://...``) or True (the default outbox).  Each message is then
+            ``put`` by the background thread (batching and rate limit unchanged) and a
+            worker (``postwire outbox work``) sends it, retrying as the relay allows.
+            ``account`` is then the entry's route (the config-file account the worker
+            sends through, and ``fromaddr``'s default); ``mailhost``, ``url``,
+            ``credentials``, ``secure``, ``timeout`` and ``client_options`` are the
+            worker's business and refused here.
 
     Counters (read-only): :attr:`messages_sent`, :attr:`records_sent`,
     :attr:`records_dropped`, :attr:`send_failures`, :attr:`records_queued`.
@@ -98,6 +109,7 @@ class SMTPHandler(logging.Handler):
         drop: DropPolicy = "newest",
         retry_delay: float = 5.0,
         flush_timeout: float = 10.0,
+        outbox: Any = None,
     ) -> None:
         super().__init__(level)
         if not 0 < flush_timeout < math.inf:
@@ -114,17 +126,40 @@ class SMTPHandler(logging.Handler):
             drop=drop,
             retry_delay=retry_delay,
         )
-        destination = resolve_destination(
-            mailhost=mailhost,
-            credentials=credentials,
-            secure=secure,
-            timeout=timeout,
-            url=url,
-            account=account,
-            config=config,
-            client_options=client_options,
-        )
-        sender = fromaddr or destination.sender
+        delivery: Delivery
+        if outbox is None or outbox is False:
+            destination = resolve_destination(
+                mailhost=mailhost,
+                credentials=credentials,
+                secure=secure,
+                timeout=timeout,
+                url=url,
+                account=account,
+                config=config,
+                client_options=client_options,
+            )
+            named = destination.sender
+            delivery = ClientDelivery(destination.options, destination.target)
+        else:
+            unused = {
+                "mailhost": mailhost,
+                "url": url,
+                "credentials": credentials,
+                "secure": secure,
+                "timeout": timeout,
+                "client_options": client_options,
+            }
+            for name, value in unused.items():
+                if value is not None:
+                    raise ValueError(
+                        f"{name}= has no use with outbox=: the outbox's worker connects "
+                        "(its relays; account= names the route)"
+                    )
+            named = None
+            if not fromaddr and account is not None:
+                named = from_account(account, config=config).sender
+            delivery = OutboxDelivery(outbox, route=account)
+        sender = fromaddr or named
         if not sender:
             raise ValueError("fromaddr is required (or a url/account that names a sender)")
         self.fromaddr: str = sender
@@ -135,15 +170,14 @@ class SMTPHandler(logging.Handler):
         # Addresses and subject are checked now, as a message would be: a mistake shows at
         # configuration time, not as a failure report once the application runs.
         prepare_message(build_message(Batch(()), **self._addressing(subject_line(subject, 0, 0))))
-        # The one seam between batching and the network: a durable outbox (a later
-        # ``outbox=`` option) would be another Delivery chosen here.
-        self._delivery: Delivery = ClientDelivery(destination.options, destination.target)
+        # The one seam between batching and the network: a client, or the durable outbox.
+        self._delivery = delivery
         self._worker = Worker(
             Batcher(self.settings),
             self._send,
             worth_retrying,
             self.handleSendError,
-            name=f"postwire.logging to {destination.target}",
+            name=f"postwire.logging to {delivery.target}",
         )
 
     # -- what logging calls ----------------------------------------------------------------
@@ -190,6 +224,10 @@ class SMTPHandler(logging.Handler):
                     f"closed with {_records(left)} not yet sent to {self.target}: no answer "
                     f"within flush_timeout={self.flush_timeout:g}s"
                 )
+            elif isinstance(self._delivery, OutboxDelivery):
+                # Only once the thread is done with it: a put still stuck in the database
+                # holds the outbox's lock, and close() must not wait for it.
+                self._delivery.close()
         finally:
             super().close()
 

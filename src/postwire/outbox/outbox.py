@@ -242,6 +242,7 @@ class Outbox:
         metrics_port: int | None = None,
         stop: threading.Event | None = None,
         client_options: dict[str, object] | None = None,
+        default_relay: dict[str, object] | None = None,
     ) -> dict[str, int]:
         """Run a worker in this thread until ``stop`` is set (or the queue is empty).
 
@@ -253,6 +254,9 @@ class Outbox:
                 Without it, an entry's route names an account of the config
                 file, and no route means the default account.
             config: the config file (default: the usual search, as the CLI).
+            default_relay: `Client` options for entries without a route, in place
+                of the config file's default account (the Django command passes
+                the project's `EMAIL_*` settings here).
             concurrency: this worker's number of connections, over all relays.
             until_empty: return when nothing is ready and nothing is being sent
                 (deferred entries are left to wait).
@@ -295,6 +299,7 @@ class Outbox:
             metrics_port=metrics_port,
             stop=stop,
             client_options=client_options,
+            default_relay=default_relay,
         )
         return worker.run()
 

@@ -1,5 +1,9 @@
 """Which relay an entry goes through: its route names a config-file account, or one URL for all.
 
+Entries without a route go through the config file's default account, or, when the worker
+is given ``default`` client options (the Django command gives the project's ``EMAIL_*``
+settings), through the relay those options describe.
+
 A *relay* is where a worker connects (``host:port``) with the client options to use; the
 per-relay limits are kept under that name, so two accounts on one server share them.
 """
@@ -33,7 +37,10 @@ class Routes:
     With ``url``, entries are claimed whatever their route (:attr:`single`).  Without
     it, a route is an account name of the config file (``config``, else the usual
     search, see :mod:`postwire.config`), and the empty route is the default account.
-    ``overrides`` are client options applied on top (a test's CA file, a timeout).
+    ``default`` are the client options of the relay for the empty route, in place of the
+    default account (options that no URL can say, such as an ``ssl_context`` or a token
+    provider, are fine).  ``overrides`` are client options applied on top (a test's CA
+    file, a timeout).
     """
 
     def __init__(
@@ -42,10 +49,12 @@ class Routes:
         url: str | None = None,
         config: str | None = None,
         overrides: Mapping[str, Any] | None = None,
+        default: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = url
         self.config = config
         self.overrides = dict(overrides or {})
+        self.default = None if default is None else dict(default)
         self._relays: dict[str, Relay] = {}
         self._lock = threading.Lock()
 
@@ -61,12 +70,13 @@ class Routes:
             found = self._relays.get(key)
         if found is not None:
             return found
-        if self.url is not None:
-            settings = from_url(self.url)
-        else:
-            settings = from_account(route or None, config=self.config)
         options: dict[str, Any] = {"timeout": DEFAULT_TIMEOUT}
-        options.update(settings.client_options())
+        if self.url is not None:
+            options.update(from_url(self.url).client_options())
+        elif not route and self.default is not None:
+            options.update(self.default)
+        else:
+            options.update(from_account(route or None, config=self.config).client_options())
         options.update(self.overrides)
         host, port = options["host"], options["port"]
         name = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

@@ -77,13 +77,16 @@ class Worker:
         metrics_port: int | None = None,
         stop: threading.Event | None = None,
         client_options: dict[str, Any] | None = None,
+        default_relay: dict[str, Any] | None = None,
     ) -> None:
         if concurrency < 1 or batch < 1:
             raise ValueError("concurrency and batch must be at least 1")
         if lease <= 0 or poll_interval <= 0:
             raise ValueError("lease and poll_interval must be positive")
         self.url = url
-        self.routes = Routes(url=relay, config=config, overrides=client_options)
+        self.routes = Routes(
+            url=relay, config=config, overrides=client_options, default=default_relay
+        )
         self.concurrency = concurrency
         self.until_empty = until_empty
         self.policy = policy or RetryPolicy()

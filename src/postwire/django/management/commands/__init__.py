@@ -1,0 +1,1 @@
+"""``postwire_outbox_work``: a worker of the outbox, relaying through the project's settings."""
