@@ -66,9 +66,10 @@ class Catcher:
         self._reader.start()
 
     def _read_events(self) -> None:
-        with contextlib.suppress(OSError), urllib.request.urlopen(
-            self.url + "api/v1/events", timeout=600
-        ) as stream:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(self.url + "api/v1/events", timeout=600) as stream,
+        ):
             for line in stream:
                 if line.startswith(b"event:"):
                     self.events += 1
@@ -265,10 +266,7 @@ def run(info: dict[str, str], n: int, runs: int, loads: int) -> Section:
             "",
             table(
                 ["step", "median ms", "range ms"],
-                [
-                    [k, f"{med[k]:.0f}", f"{min(v):.0f} to {max(v):.0f}"]
-                    for k, v in view.items()
-                ],
+                [[k, f"{med[k]:.0f}", f"{min(v):.0f} to {max(v):.0f}"] for k, v in view.items()],
             ),
             "",
             "*load*: from navigation start to the first page of 50 rows rendered and clickable "

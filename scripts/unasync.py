@@ -100,8 +100,10 @@ def unasync(text: str, name: str) -> str:
 
 
 def expected() -> dict[Path, str]:
-    return {TARGET / src.name: unasync(src.read_text(encoding="utf-8"), src.name)
-            for src in sorted(SOURCE.glob("*.py"))}
+    return {
+        TARGET / src.name: unasync(src.read_text(encoding="utf-8"), src.name)
+        for src in sorted(SOURCE.glob("*.py"))
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -235,7 +235,7 @@ def test_capture_keeps_its_ca_across_restarts(
     # A setup naming the CA file printed by the first run works with the second.
     done = run_cli(_send_args(second, "--cafile", first.ca_file), cli_env(tmp_path))
     assert done.returncode == 0, done.stderr
-    assert "subject=\"pinned\"" in second.out.next_line()
+    assert 'subject="pinned"' in second.out.next_line()
     assert second.stop() == 0
 
 
@@ -373,8 +373,6 @@ def test_capture_web_port_in_use(tmp_path: Path) -> None:
 
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        done = run_cli(
-            ["capture", "--port", "0", "--web", f"127.0.0.1:{port}"], cli_env(tmp_path)
-        )
+        done = run_cli(["capture", "--port", "0", "--web", f"127.0.0.1:{port}"], cli_env(tmp_path))
     assert done.returncode == 71
     assert f"127.0.0.1:{port} (web UI" in one_error_line(done)

@@ -31,9 +31,7 @@ def _server(server: CaptureServer) -> list[str]:
     return ["--server", f"127.0.0.1:{server.port}", "--tls", "none"]
 
 
-def test_html_alternative_header_and_reply_to(
-    capture: CaptureServer, env: dict[str, str]
-) -> None:
+def test_html_alternative_header_and_reply_to(capture: CaptureServer, env: dict[str, str]) -> None:
     html = "<p>Hello <b>Bob</b></p>"
     done = run_cli(
         [

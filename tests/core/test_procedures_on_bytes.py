@@ -373,8 +373,11 @@ BATCH = [
         "DATA: each '.' goes with the next message's group (RFC 2920 §3.1)",
         PIPE_EHLO,
         [["b@y"], ["c@z"]],
-        [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 queued 1\r\n250 ok\r\n250 ok\r\n354 go\r\n",
-         b"250 queued 2\r\n"],
+        [
+            b"250 ok\r\n250 ok\r\n354 go\r\n",
+            b"250 queued 1\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+            b"250 queued 2\r\n",
+        ],
         [GROUP_1, WIRE + GROUP_2, WIRE],
         ["sent", "sent"],
     ),
@@ -382,8 +385,11 @@ BATCH = [
         "DATA: the second message refused, the first delivered",
         PIPE_EHLO,
         [["b@y"], ["c@z"]],
-        [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 queued 1\r\n250 ok\r\n550 no\r\n554 none\r\n",
-         b"250 reset\r\n"],
+        [
+            b"250 ok\r\n250 ok\r\n354 go\r\n",
+            b"250 queued 1\r\n250 ok\r\n550 no\r\n554 none\r\n",
+            b"250 reset\r\n",
+        ],
         [GROUP_1, WIRE + GROUP_2, b"RSET\r\n"],
         ["sent", errors.RecipientsRefused],
     ),
@@ -419,8 +425,12 @@ BATCH = [
         CHUNK_EHLO,
         [["b@y"], ["c@z"]],
         [b"250 ok\r\n250 ok\r\n250 queued 1\r\n250 ok\r\n250 ok\r\n250 queued 2\r\n"],
-        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG
-         + b"MAIL FROM:<a@x>\r\nRCPT TO:<c@z>\r\nBDAT 26 LAST\r\n" + MSG],
+        [
+            b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n"
+            + MSG
+            + b"MAIL FROM:<a@x>\r\nRCPT TO:<c@z>\r\nBDAT 26 LAST\r\n"
+            + MSG
+        ],
         ["sent", "sent"],
     ),
     BatchRow(
@@ -428,8 +438,12 @@ BATCH = [
         CHUNK_EHLO,
         [["b@y"], ["c@z"]],
         [b"250 ok\r\n250 ok\r\n421 4.3.2 bye\r\n"],
-        [b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n" + MSG
-         + b"MAIL FROM:<a@x>\r\nRCPT TO:<c@z>\r\nBDAT 26 LAST\r\n" + MSG],
+        [
+            b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 26 LAST\r\n"
+            + MSG
+            + b"MAIL FROM:<a@x>\r\nRCPT TO:<c@z>\r\nBDAT 26 LAST\r\n"
+            + MSG
+        ],
         [errors.ServerDisconnected, errors.ServerDisconnected],
         error=errors.ServerDisconnected,
     ),
@@ -469,16 +483,25 @@ LATIN1_SUBJECT = "Subject: Grüße\r\n\r\nbody\r\n".encode("latin-1")
 @pytest.mark.parametrize(
     ("ehlo", "content", "mail"),
     [
-        (b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", UTF8_SUBJECT,
-         b"MAIL FROM:<a@x> BODY=8BITMIME SMTPUTF8\r\n"),
+        (
+            b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            UTF8_SUBJECT,
+            b"MAIL FROM:<a@x> BODY=8BITMIME SMTPUTF8\r\n",
+        ),
         # A server without SMTPUTF8 gets it as 8-bit content, as before (documented).
         (b"250-mx\r\n250 8BITMIME\r\n", UTF8_SUBJECT, b"MAIL FROM:<a@x> BODY=8BITMIME\r\n"),
         # 8-bit but not UTF-8: not an internationalized message.
-        (b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", LATIN1_SUBJECT,
-         b"MAIL FROM:<a@x> BODY=8BITMIME\r\n"),
+        (
+            b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            LATIN1_SUBJECT,
+            b"MAIL FROM:<a@x> BODY=8BITMIME\r\n",
+        ),
         # UTF-8 in the body only: 8BITMIME is enough.
-        (b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", "Subject: x\r\n\r\nGrüße\r\n".encode(),
-         b"MAIL FROM:<a@x> BODY=8BITMIME\r\n"),
+        (
+            b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "Subject: x\r\n\r\nGrüße\r\n".encode(),
+            b"MAIL FROM:<a@x> BODY=8BITMIME\r\n",
+        ),
     ],
 )
 def test_smtputf8_is_declared_for_utf8_headers_when_offered(
@@ -570,12 +593,15 @@ def test_dsn_parameters_on_mail_and_each_rcpt() -> None:
         [b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", b"250 queued\r\n"],
     )
     assert done.error is None, done.error
-    assert done.writes[0] == (
-        "MAIL FROM:<a@x> SMTPUTF8 RET=HDRS ENVID=id+3D42+20+C3+BC\r\n"
-        "RCPT TO:<b+tag@y> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b+2Btag@y\r\n"
-        "RCPT TO:<jörg@z> NOTIFY=FAILURE,DELAY ORCPT=utf-8;jörg@z\r\n"
-        "DATA\r\n"
-    ).encode()
+    assert (
+        done.writes[0]
+        == (
+            "MAIL FROM:<a@x> SMTPUTF8 RET=HDRS ENVID=id+3D42+20+C3+BC\r\n"
+            "RCPT TO:<b+tag@y> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b+2Btag@y\r\n"
+            "RCPT TO:<jörg@z> NOTIFY=FAILURE,DELAY ORCPT=utf-8;jörg@z\r\n"
+            "DATA\r\n"
+        ).encode()
+    )
 
 
 def test_dsn_is_refused_before_mail_without_the_extension() -> None:

@@ -49,4 +49,3 @@ def handler_for() -> Iterator[Callable[..., SMTPHandler]]:
     for handler in made:
         handler.flush_timeout = 1.0
         handler.close()
-

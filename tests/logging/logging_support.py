@@ -24,6 +24,7 @@ def logger_for(handler: SMTPHandler, level: int = logging.DEBUG) -> logging.Logg
     logger.addHandler(handler)
     return logger
 
+
 #: The note a message starts with when records were dropped before it.
 DROP_NOTE = re.compile(r"^\[postwire\.logging: (\d+) records? dropped before these \((.*)\)\.\]$")
 

@@ -21,11 +21,10 @@ from types import TracebackType
 
 __all__ = ["BIN", "PostgresServer", "free_port", "postgres_available"]
 
+
 def _bin() -> Path:
     """The newest installed PostgreSQL's programs (Debian 12: /usr/lib/postgresql/15/bin)."""
-    found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
-    )
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
 
 

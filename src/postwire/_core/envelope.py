@@ -58,7 +58,6 @@ class Envelope:
         ):
             object.__setattr__(self, "smtputf8", True)
 
-
     def rcpt_params_for(self, recipient: str) -> Params:
         """The RCPT parameters for ``recipient``: the caller's, then its DSN ones."""
         if self.dsn is None:

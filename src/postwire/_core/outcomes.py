@@ -367,9 +367,7 @@ def _by_reply(reply: Reply) -> RecipientOutcome:
     return RecipientOutcome(RecipientVerdict.DEFERRED, reply, too_many=too_many_recipients(reply))
 
 
-def recipient_outcomes(
-    recipients: Sequence[str], outcome: object
-) -> dict[str, RecipientOutcome]:
+def recipient_outcomes(recipients: Sequence[str], outcome: object) -> dict[str, RecipientOutcome]:
     """What one transaction's outcome decided for each of its recipients.
 
     ``outcome`` is a :class:`SendResult` or the error a send returned or raised

@@ -176,5 +176,3 @@ def noop(conn: SMTPConnection) -> Generator[Effect, Reply | None, Reply]:
 
 def _sendable(conn: SMTPConnection) -> frozenset[type[c.Command]]:
     return frozenset(SEND[conn.state])
-
-

@@ -128,7 +128,6 @@ def check_binary(envelope: Envelope, bdat: bool) -> None:
         )
 
 
-
 def transaction(
     conn: SMTPConnection,
     envelope: Envelope,
@@ -295,9 +294,7 @@ def _send_bdat(
     return outcome
 
 
-def take_pipelined(
-    replies: TransactionReplies, upto: int
-) -> Generator[Effect, Reply | None, None]:
+def take_pipelined(replies: TransactionReplies, upto: int) -> Generator[Effect, Reply | None, None]:
     """Take the pipelined MAIL reply (once) and the RCPT replies up to recipient ``upto``."""
     if replies.mail is None:
         replies.mail = yield from recv()

@@ -171,9 +171,7 @@ async def open_stream(
     return AsyncSocketStream(transport, protocol, peer)
 
 
-async def _http_tunnel(
-    url: str, host: str, port: int, timeout: float | None
-) -> AsyncSocketStream:
+async def _http_tunnel(url: str, host: str, port: int, timeout: float | None) -> AsyncSocketStream:
     """An HTTP CONNECT tunnel (RFC 9110 §9.3.6) through the proxy at ``url``.
 
     The proxy's reply is taken off our protocol's buffer up to its empty line;

@@ -100,8 +100,10 @@ class FaultScript:
         """The answer to every AUTH, or None to authenticate as usual."""
         if self.refuse_auth is None:
             return None
-        text = "4.7.0 Temporary authentication failure" if self.refuse_auth < 500 else (
-            "5.7.8 Authentication credentials invalid"
+        text = (
+            "4.7.0 Temporary authentication failure"
+            if self.refuse_auth < 500
+            else ("5.7.8 Authentication credentials invalid")
         )
         return f"{self.refuse_auth} {text} (fault script)"
 

@@ -173,9 +173,7 @@ class ParsedMessage:
         return [
             p
             for p in self.tree.walk()
-            if not p.children
-            and p.content_id
-            and p.content_type not in ("text/plain", "text/html")
+            if not p.children and p.content_id and p.content_type not in ("text/plain", "text/html")
         ]
 
     def attachments(self) -> list[Part]:

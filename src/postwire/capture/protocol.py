@@ -141,8 +141,9 @@ class CaptureSMTP(SMTP):
             return
         await super().smtp_AUTH(arg)
 
-    async def challenge_auth(self, challenge: str | bytes, encode_to_b64: bool = True,
-                             log_client_response: bool = False) -> Any:
+    async def challenge_auth(
+        self, challenge: str | bytes, encode_to_b64: bool = True, log_client_response: bool = False
+    ) -> Any:
         response = await super().challenge_auth(challenge, encode_to_b64, False)
         self.log.auth_response()
         return response

@@ -279,9 +279,7 @@ class CaptureServer:
         if controller is not None:
             if web is not None:
                 try:
-                    asyncio.run_coroutine_threadsafe(web.stop(), controller.loop).result(
-                        _LOOP_WAIT
-                    )
+                    asyncio.run_coroutine_threadsafe(web.stop(), controller.loop).result(_LOOP_WAIT)
                 except Exception:
                     log.exception("stopping the web server failed")
             for mailbox in list(self._mailboxes.values()):

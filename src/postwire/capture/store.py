@@ -143,9 +143,9 @@ class MessageStore:
     def mark_read(self, ids: Iterable[str] | None, read: bool = True) -> list[str]:
         """Mark these messages (all with None) read or unread; returns the IDs changed."""
         with self._cond:
-            targets = self._order if ids is None else [
-                self._by_id[i] for i in ids if i in self._by_id
-            ]
+            targets = (
+                self._order if ids is None else [self._by_id[i] for i in ids if i in self._by_id]
+            )
             changed = [m for m in targets if m.read != read]
             for m in changed:
                 m.read = read

@@ -154,8 +154,7 @@ def add_dkim_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dkim-headers",
         metavar="A:B:...",
-        help="the header fields to sign, in order (default: those RFC 6376 recommends, "
-        "From twice)",
+        help="the header fields to sign, in order (default: those RFC 6376 recommends, From twice)",
     )
     group.add_argument(
         "--dkim-canonicalization",

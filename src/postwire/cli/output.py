@@ -188,9 +188,7 @@ class Progress:
         self.interrupt()
 
 
-def report_failure(
-    exc: Exception, *, as_json: bool, extra: dict[str, object] | None = None
-) -> int:
+def report_failure(exc: Exception, *, as_json: bool, extra: dict[str, object] | None = None) -> int:
     """Say why a command failed (stderr, and JSON on stdout when asked); return its exit code.
 
     An unexpected error (exit 70, a bug) is raised again, so its traceback is seen.

@@ -207,4 +207,3 @@ def dkim_from_settings(settings: Settings) -> DKIMSigner | None:
         )
     except (ValueError, ImportError) as exc:
         raise ConfigError(str(exc)) from None
-

@@ -173,8 +173,10 @@ def _from_file(path: Path, account: str | None) -> Settings:
         raise ConfigError(f"cannot read config file {path}: {reason}") from None
     unknown = sorted(set(data) - {"default", "defaults", "accounts"})
     if unknown:
-        raise ConfigError(f"config file {path}: unknown top-level key {unknown[0]!r} "
-            "(expected default, [defaults] and [accounts.NAME] tables)")
+        raise ConfigError(
+            f"config file {path}: unknown top-level key {unknown[0]!r} "
+            "(expected default, [defaults] and [accounts.NAME] tables)"
+        )
     accounts = data.get("accounts", {})
     defaults = data.get("defaults", {})
     if not isinstance(accounts, dict) or not all(isinstance(a, dict) for a in accounts.values()):
@@ -242,5 +244,3 @@ def load_settings(
     else:
         file_settings = Settings()
     return cli.over(_from_env(env).over(file_settings))
-
-

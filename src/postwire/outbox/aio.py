@@ -195,6 +195,3 @@ class AsyncOutbox:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-

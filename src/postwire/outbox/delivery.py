@@ -94,9 +94,7 @@ class Delivery(threading.Thread):
                 self.worker.drop(list(self._claimed))
                 self._claimed.clear()
             try:
-                self.worker.committer.call(
-                    lambda s: s.release_slot(self.relay.name, self.holder)
-                )
+                self.worker.committer.call(lambda s: s.release_slot(self.relay.name, self.holder))
             except StorageError:
                 pass  # its lease runs out by itself
             self.worker.delivery_done(self)
@@ -347,9 +345,7 @@ class _Marks:
 
 
 def _withdraw(claim: Claimed, why: str) -> CancelledSend:
-    return CancelledSend(
-        f"outbox entry {claim.id}: {why}; the final '.' was not sent", step="DATA"
-    )
+    return CancelledSend(f"outbox entry {claim.id}: {why}; the final '.' was not sent", step="DATA")
 
 
 def _cancelled_by_us(outcome: object) -> bool:
@@ -366,4 +362,3 @@ def _phase(outcome: object) -> str:
     if isinstance(outcome, BaseException):
         return "send"
     return "end of data"
-

@@ -52,6 +52,7 @@ class _Database:
     def collect(self) -> Iterator[Any]:
         prometheus()
         from prometheus_client import core
+
         entries = core.GaugeMetricFamily(
             "postwire_outbox_entries", "Entries in the outbox, by state", labels=["state"]
         )

@@ -310,8 +310,7 @@ def decide(
                 if current is not None:
                     counts[_count_key(rstate)] -= 1
     after = [
-        r if r.position not in updates else _after(r, updates[r.position])
-        for r in open_recipients
+        r if r.position not in updates else _after(r, updates[r.position]) for r in open_recipients
     ]
     still_open = [r for r in after if r.state in OPEN]
     if still_open:

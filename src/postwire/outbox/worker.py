@@ -50,7 +50,6 @@ __all__ = ["Worker"]
 log = logging.getLogger("postwire.outbox")
 
 
-
 def worker_id() -> str:
     """``host:pid:random``: unique among every worker of an outbox."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -364,4 +363,3 @@ class Worker:
                 with self._lock:
                     self._deliveries[holder] = delivery
                 delivery.start()
-

@@ -161,4 +161,3 @@ class WebServer:
         response = web.Response(body=data, content_type=_STATIC[name], charset="utf-8")
         response.headers["Content-Security-Policy"] = policy
         return response
-

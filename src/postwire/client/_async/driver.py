@@ -287,4 +287,3 @@ class AsyncDriver:
 
     def _next_step(self) -> str:
         return self.conn.next_verb or "reply"
-

@@ -283,4 +283,3 @@ class Driver:
 
     def _next_step(self) -> str:
         return self.conn.next_verb or "reply"
-

@@ -70,7 +70,7 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class MarkItem:
-    """"The final "." of this attempt is about to be sent", for one entry."""
+    """ "The final "." of this attempt is about to be sent", for one entry."""
 
     id: int
     token: int

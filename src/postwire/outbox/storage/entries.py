@@ -224,9 +224,7 @@ class EntryOps(SQLStorage):
 
     def content(self, entry_id: int) -> bytes:
         """The message as stored (with the Date and Message-ID added at put)."""
-        row = self.fetchone(
-            "SELECT content FROM outbox_contents WHERE entry_id = ?", (entry_id,)
-        )
+        row = self.fetchone("SELECT content FROM outbox_contents WHERE entry_id = ?", (entry_id,))
         if row is None:
             raise EntryNotFound(f"no outbox entry {entry_id}")
         return bytes(row[0])
@@ -314,9 +312,7 @@ class EntryOps(SQLStorage):
             "WHERE entry_id = ? AND state IN ('pending', 'deferred', 'uncertain')",
             (entry_id,),
         )
-        recipients = [
-            OpenRecipient(int(p), a, RecipientState(s), r) for p, a, s, r in open_rows
-        ]
+        recipients = [OpenRecipient(int(p), a, RecipientState(s), r) for p, a, s, r in open_rows]
         state, ready = resume_state(recipients, now) if recipients else (State.SENT, None)
         extra = ", lifetime_from = ?" if retry else ""
         params: list[object] = [state.value, ready, now]
@@ -353,4 +349,3 @@ class EntryOps(SQLStorage):
                     where, values = self.in_list(column, chunk)
                     self.execute(f"DELETE FROM {table} WHERE {where}", values)
         return len(ids)
-

@@ -28,6 +28,7 @@ from .entries import CHUNK
 
 __all__ = ["LeaseOps", "MarkResult"]
 
+
 @dataclass(frozen=True, slots=True)
 class MarkResult:
     """Whether a mark was recorded; if not, whether the lease is lost or the rate says wait."""
@@ -273,10 +274,18 @@ class LeaseOps(SQLStorage):
             fenced: list[FinishItem] = []
             for item in items:
                 row = current.get(item.id)
-                ok = row is not None and int(row[0]) == item.token and (
-                    (row[1] == "sending" and row[2] == owner)
-                    # The late result of the attempt the reaper left uncertain.
-                    or (row[1] == "uncertain" and row[3] is not None and int(row[3]) == item.token)
+                ok = (
+                    row is not None
+                    and int(row[0]) == item.token
+                    and (
+                        (row[1] == "sending" and row[2] == owner)
+                        # The late result of the attempt the reaper left uncertain.
+                        or (
+                            row[1] == "uncertain"
+                            and row[3] is not None
+                            and int(row[3]) == item.token
+                        )
+                    )
                 )
                 written.append(ok)
                 if ok:
@@ -370,8 +379,7 @@ class LeaseOps(SQLStorage):
             if holders:
                 clause, params = self.in_list("holder", list(holders))
                 self.execute(
-                    f"UPDATE outbox_slots SET until = ? WHERE {clause} AND owner = ? "
-                    "AND until > ?",
+                    f"UPDATE outbox_slots SET until = ? WHERE {clause} AND owner = ? AND until > ?",
                     [until, *params, owner, now],
                 )
                 rows = self.fetchall(
@@ -416,8 +424,7 @@ class LeaseOps(SQLStorage):
                         for p in sorted(positions)
                     )  # fmt: skip
                     detail = (
-                        f"lease of {owner} ran out after the final '.' was sent: "
-                        "possibly delivered"
+                        f"lease of {owner} ran out after the final '.' was sent: possibly delivered"
                     )
                 else:
                     detail = f"lease of {owner} ran out before the final '.': not delivered"
@@ -463,13 +470,10 @@ class LeaseOps(SQLStorage):
 
     def next_ready_at(self) -> float | None:
         """When the next entry becomes ready (epoch seconds), if any will."""
-        row = self.fetchone(
-            "SELECT MIN(ready_at) FROM outbox_entries WHERE ready_at IS NOT NULL"
-        )
+        row = self.fetchone("SELECT MIN(ready_at) FROM outbox_entries WHERE ready_at IS NOT NULL")
         return None if row is None or row[0] is None else float(row[0])
 
     def busy(self) -> int:
         """How many entries are being sent (leased), by any worker."""
         row = self.fetchone("SELECT COUNT(*) FROM outbox_entries WHERE lease_owner IS NOT NULL")
         return 0 if row is None else int(row[0])
-

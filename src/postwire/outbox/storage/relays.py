@@ -90,9 +90,7 @@ class RelayOps(SQLStorage):
 
     def release_slot(self, relay: str, holder: str) -> None:
         with self.write():
-            self.execute(
-                "DELETE FROM outbox_slots WHERE relay = ? AND holder = ?", (relay, holder)
-            )
+            self.execute("DELETE FROM outbox_slots WHERE relay = ? AND holder = ?", (relay, holder))
 
     def relay_feedback(self, relay: str, *, ok: bool, learned_limit: int | None = None) -> None:
         """After a connection: grow the window (it delivered) or shrink it (it failed).
