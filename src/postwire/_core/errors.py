@@ -31,7 +31,6 @@ __all__ = [
     "ExtensionNotSupported",
     "GreetingError",
     "HeloError",
-    "LeaseLost",
     "LocalProtocolError",
     "MessageTooLarge",
     "NoCommonMechanism",
@@ -307,15 +306,6 @@ class StateConflict(OutboxError):
     def __init__(self, message: str, *, state: str = "") -> None:
         super().__init__(message)
         self.state = state
-
-
-class LeaseLost(OutboxError):
-    """A worker's lease on an entry is gone (expired and reaped, or taken by another worker).
-
-    Every write a worker makes about an entry is fenced by its lease, so a
-    worker that was paused or cut off cannot overwrite the result of the one
-    that took the entry over (design: leases on the row, fenced writes).
-    """
 
 
 class StorageError(OutboxError):
