@@ -94,7 +94,9 @@ def machine() -> dict[str, str]:
                 break
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     commit = _run_text(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    dirty = _run_text(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"])
+    # _run_text says "unknown" for no output: a clean tree must not read as dirty.
+    status = _run_text(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"])
+    dirty = status != "unknown"
     postfix = _run_text(["/usr/sbin/postconf", "-d", "-h", "mail_version"])
     try:
         from importlib.metadata import version
