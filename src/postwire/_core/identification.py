@@ -29,6 +29,8 @@ _FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
 _MESSAGE_ID = re.compile(rb"^message-id[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 # id-right is a dot-atom-text (RFC 5322 §3.6.4); keep only what is safe in one.
 _UNSAFE_DOMAIN = re.compile(r"[^A-Za-z0-9.-]")
+#: The empty line that ends the header section, CRLF or bare LF (RFC 5322 §2.1).
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def make_message_id(domain: str) -> str:
@@ -56,7 +58,7 @@ def domain_of(address: str | None, fallback: str) -> str:
 
 def _header_of(data: bytes) -> bytes:
     """The header section: up to the first empty line (CRLF or bare LF)."""
-    match = re.search(rb"\r?\n\r?\n", data)
+    match = _HEADER_END.search(data)
     return data if match is None else data[: match.start() + 1]
 
 
@@ -68,7 +70,11 @@ def missing_fields(data: bytes) -> tuple[bool, bool]:
 
 def message_id_of(data: bytes) -> str | None:
     """The message's Message-ID field, unfolded, or None."""
-    match = _MESSAGE_ID.search(_header_of(data))
+    return _message_id_in(_header_of(data))
+
+
+def _message_id_in(header: bytes) -> str | None:
+    match = _MESSAGE_ID.search(header)
     if match is None:
         return None
     return " ".join(match.group(1).decode("utf-8", "replace").split()) or None
@@ -90,7 +96,7 @@ def add_missing_fields(
     added: list[bytes] = []
     if no_date and date:
         added.append(b"Date: " + email.utils.formatdate(localtime=True).encode("ascii") + eol)
-    found = None if no_id else message_id_of(header)
+    found = None if no_id else _message_id_in(header)
     if no_id and message_id:
         found = make_message_id(domain)
         added.append(b"Message-ID: " + found.encode("ascii") + eol)

@@ -145,8 +145,21 @@ def _prepare(
         )
     if isinstance(message, (bytes, bytearray, memoryview)):
         data = message if isinstance(message, bytes) else bytes(message)
-        env = Envelope(sender, tuple(recipients), mail_params=mail_params, rcpt_params=rcpt_params)
-        return with_content(PreparedMessage(env, None), data)
+        # What with_content() would learn, given at once: one Envelope (and one check of
+        # its addresses) per message on the hot path of send_many and the outbox's put.
+        eight_bit = not data.isascii()
+        env = Envelope(
+            sender,
+            tuple(recipients),
+            len(data),
+            eight_bit,
+            False,
+            mail_params,
+            rcpt_params,
+            binary=b"\0" in data,
+            utf8_headers=eight_bit and _utf8_header(data),
+        )
+        return PreparedMessage(env, data)
     if hasattr(message, "read"):
         size = _file_size(message)
         env = Envelope(sender, tuple(recipients), size, None, False, mail_params, rcpt_params)
