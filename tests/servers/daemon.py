@@ -14,11 +14,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["Daemon", "free_port", "require_tool"]
+__all__ = ["Daemon", "PrivateServer", "free_port", "require_tool"]
+
+_Server = TypeVar("_Server", bound="PrivateServer")
 
 START_TIMEOUT = 30.0
 
@@ -105,3 +109,28 @@ class Daemon:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class PrivateServer:
+    """A fixture whose program runs from a folder of its own (:attr:`base`), as a
+    :class:`Daemon` the subclass makes in its ``__init__``; the folder goes when it stops."""
+
+    _daemon: Daemon
+
+    def __init__(self, name: str) -> None:
+        # The programs drop privileges (to nobody): the tree must be traversable, which
+        # pytest's 0700 temporary folders are not.
+        self.base = Path(tempfile.mkdtemp(prefix=f"postwire-{name}-"))
+        self.base.chmod(0o755)
+
+    def __enter__(self: _Server) -> _Server:
+        try:
+            self._daemon.start()
+        except BaseException:
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._daemon.stop()
+        shutil.rmtree(self.base, ignore_errors=True)

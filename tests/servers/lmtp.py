@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from .daemon import Daemon, free_port, require_tool
+from .daemon import Daemon, PrivateServer, free_port, require_tool
 
 __all__ = ["LmtpServer"]
 
@@ -62,15 +61,13 @@ service anvil {{
 """
 
 
-class LmtpServer:
+class LmtpServer(PrivateServer):
     """A private Dovecot LMTP server; :attr:`port` on 127.0.0.1, :attr:`socket_path` too."""
 
     host = "127.0.0.1"
 
     def __init__(self) -> None:
-        # Dovecot's processes run as nobody: the tree must be traversable (not pytest's 0700 one).
-        self.base = Path(tempfile.mkdtemp(prefix="postwire-lmtp-"))
-        self.base.chmod(0o755)
+        super().__init__("lmtp")  # Dovecot's processes run as nobody
         self.port = free_port()
         self.socket_path = self.base / "lmtp.sock"
         for sub in ("run", "state"):
@@ -102,15 +99,3 @@ class LmtpServer:
     def clear(self) -> None:
         for user in USERS:
             shutil.rmtree(self.base / "mail" / user, ignore_errors=True)
-
-    def __enter__(self) -> LmtpServer:
-        try:
-            self._daemon.start()  # ready once the socket exists: the TCP listener comes first
-        except BaseException:
-            shutil.rmtree(self.base, ignore_errors=True)
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._daemon.stop()
-        shutil.rmtree(self.base, ignore_errors=True)

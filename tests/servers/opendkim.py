@@ -17,14 +17,12 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import shutil
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from .daemon import Daemon, require_tool
+from .daemon import Daemon, PrivateServer, require_tool
 
 __all__ = ["AUTHSERV_ID", "DOMAIN", "DkimVerifier", "dkim_verdicts"]
 
@@ -52,13 +50,12 @@ def _ed25519_pair() -> tuple[bytes, str]:
     return pem, f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
 
 
-class DkimVerifier:
+class DkimVerifier(PrivateServer):
     """A private OpenDKIM in verify mode on ``127.0.0.1:port``, with its own key files."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.base = Path(tempfile.mkdtemp(prefix="postwire-opendkim-"))
-        self.base.chmod(0o755)
+        super().__init__("opendkim")
         #: Private key files by selector (what a signer is given).
         self.key_files: dict[str, Path] = {}
         records: dict[str, str] = {}
@@ -109,18 +106,6 @@ InternalHosts csl:192.0.2.1
             self.base / "opendkim.log",
             port,
         )
-
-    def __enter__(self) -> DkimVerifier:
-        try:
-            self._daemon.start()
-        except BaseException:
-            shutil.rmtree(self.base, ignore_errors=True)
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._daemon.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 def dkim_verdicts(delivered: bytes) -> list[str]:

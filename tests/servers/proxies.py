@@ -6,21 +6,16 @@ check that its traffic went through the proxy and not straight to the server.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
-from .daemon import Daemon, free_port, require_tool
+from .daemon import Daemon, PrivateServer, free_port, require_tool
 
 __all__ = ["HttpProxy", "SocksProxy"]
 
 
-class _Proxy:
+class _Proxy(PrivateServer):
     kind = ""
 
     def __init__(self) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix=f"postwire-{self.kind}-"))
-        self.base.chmod(0o755)
+        super().__init__(self.kind)
         self.port = free_port()
         self.log = self.base / f"{self.kind}.log"
         self.log.touch()
@@ -35,18 +30,6 @@ class _Proxy:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
-
-    def __enter__(self) -> _Proxy:
-        try:
-            self._daemon.start()
-        except BaseException:
-            shutil.rmtree(self.base, ignore_errors=True)
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._daemon.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 class SocksProxy(_Proxy):
