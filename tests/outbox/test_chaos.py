@@ -34,7 +34,7 @@ import pytest
 
 from postwire.outbox import Outbox, State
 from servers.postgres import PostgresServer
-from servers.relay import Faults, ScriptedRelay
+from servers.relay import Faults, ScriptedRelay, max_in_window, max_overlap
 
 HERE = Path(__file__).parent
 STEPS = ("claimed", "before_mark", "after_mark", "replied", "before_finish")
@@ -182,25 +182,6 @@ def put_with_a_killed_putter(url: str, numbers: range, seed: int) -> None:
     putter.wait(10)
     with Outbox(url) as outbox:
         outbox.put_many([item(i) for i in numbers])
-
-
-def max_overlap(spans: list[tuple[float, float]]) -> int:
-    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
-    best = level = 0
-    for _, step in events:
-        level += step
-        best = max(best, level)
-    return best
-
-
-def max_in_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    best = start = 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def check(url: str, relay: ScriptedRelay, total: int, figures: Figures) -> None:

@@ -27,7 +27,7 @@ from postwire.outbox import (
     State,
 )
 from servers.postgres import PostgresServer
-from servers.relay import Faults, ScriptedRelay
+from servers.relay import Faults, ScriptedRelay, max_in_window, max_overlap
 
 FAST = RetryPolicy(min_backoff=0.2, max_backoff=0.5, lifetime=30, jitter=0.1)
 #: Generous bounds for waits: a loaded 2-core CI machine is slow, never this slow.
@@ -348,27 +348,6 @@ def test_priority_and_not_before(outbox_url: str, relay: ScriptedRelay) -> None:
         time.sleep(2.1)
         outbox.work(relay=relay.url, until_empty=True, policy=FAST)
         assert relay.deliveries[-1].message_id == "<test-0@outbox.test>"
-
-
-def max_overlap(spans: list[tuple[float, float]]) -> int:
-    events = sorted(
-        [(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], e[1])
-    )
-    best = level = 0
-    for _, step in events:
-        level += step
-        best = max(best, level)
-    return best
-
-
-def max_in_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def test_limits_hold_across_workers(outbox_url: str, relay: ScriptedRelay) -> None:

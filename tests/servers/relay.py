@@ -30,7 +30,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Delivery", "Faults", "ScriptedRelay", "Span"]
+__all__ = ["Delivery", "Faults", "ScriptedRelay", "Span", "max_in_window", "max_overlap"]
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
 _SUBJECT = re.compile(rb"^subject:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
@@ -327,3 +327,27 @@ class ScriptedRelay:
             await asyncio.sleep(delay)
         proto.write(b"250 2.0.0 ok: queued\r\n")
         return True
+
+
+# -- what the relay saw, for the limits' checks --------------------------------------------
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    """The most (first, last) spans open at one moment: connections at once."""
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    best = level = 0
+    for _, step in events:
+        level += step
+        best = max(best, level)
+    return best
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    """The most moments in any ``window`` seconds: final dots per second."""
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
