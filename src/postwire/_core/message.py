@@ -19,7 +19,7 @@ import io
 import os
 from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from .commands import Params
 from .dsn import DSN
@@ -145,19 +145,19 @@ def _prepare(
         )
     if isinstance(message, (bytes, bytearray, memoryview)):
         data = message if isinstance(message, bytes) else bytes(message)
-        # What with_content() would learn, given at once: one Envelope (and one check of
-        # its addresses) per message on the hot path of send_many and the outbox's put.
-        eight_bit = not data.isascii()
+        # The content's facts given at once: one Envelope (and one check of its addresses)
+        # per message on the hot path of send_many and the outbox's put.
+        facts = _ContentFacts.of(data)
         env = Envelope(
             sender,
             tuple(recipients),
-            len(data),
-            eight_bit,
+            facts.size,
+            facts.eight_bit,
             False,
             mail_params,
             rcpt_params,
-            binary=b"\0" in data,
-            utf8_headers=eight_bit and _utf8_header(data),
+            binary=facts.binary,
+            utf8_headers=facts.utf8_headers,
         )
         return PreparedMessage(env, data)
     if hasattr(message, "read"):
@@ -178,17 +178,31 @@ def with_content(prepared: PreparedMessage, data: bytes) -> PreparedMessage:
     in DATA, nor under 8BITMIME (RFC 6152 §2), only BODY=BINARYMIME.
     """
     env = prepared.envelope
-    eight_bit = not data.isascii()
+    facts = _ContentFacts.of(data)
     return PreparedMessage(
         dataclasses.replace(
             env,
-            size=len(data),
-            eight_bit=eight_bit,
-            binary=env.binary or b"\0" in data,
-            utf8_headers=env.utf8_headers or (eight_bit and _utf8_header(data)),
+            size=facts.size,
+            eight_bit=facts.eight_bit,
+            binary=env.binary or facts.binary,
+            utf8_headers=env.utf8_headers or facts.utf8_headers,
         ),
         data,
     )
+
+
+class _ContentFacts(NamedTuple):
+    """What the envelope learns from a message's bytes (see :func:`with_content`)."""
+
+    size: int
+    eight_bit: bool
+    binary: bool
+    utf8_headers: bool
+
+    @classmethod
+    def of(cls, data: bytes) -> _ContentFacts:
+        eight_bit = not data.isascii()
+        return cls(len(data), eight_bit, b"\0" in data, eight_bit and _utf8_header(data))
 
 
 def _utf8_header(data: bytes) -> bool:
